@@ -1,0 +1,64 @@
+"""Physics settings of the Monte Carlo: production cuts, tracking cut-offs and step limits (one source of truth)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from fastshower.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PhysicsSettings:
+    """Cuts and step limits. Defaults are comparable to Geant4's EM physics with a 0.7 mm range cut.
+
+    Attributes:
+        range_cut_mm: production cut as a range, converted per material into energy cuts for delta rays
+            (electron CSDA range = cut) and bremsstrahlung photons (5 photon attenuation lengths = cut), as
+            Geant4 does.
+        min_cut_MeV: lower bound of the energy cuts (Geant4's 990 eV).
+        electron_tracking_cut_MeV: e-/e+ below this kinetic energy stop and deposit it (e+ then annihilate).
+        photon_tracking_cut_MeV: photons below this energy are absorbed locally.
+        range_rejection_MeV: below this energy an e-/e+ whose residual range cannot take it out of the current
+            slab deposits its energy at once (EGS's ESAVE; exact for the ledger, neglects its brems photons).
+        step_fraction: a charged step loses at most this fraction of the residual range (Geant4 dRoverRange).
+        final_range_mm: ... unless the range is below this (Geant4 finalRange).
+        straggling: sample energy-loss fluctuations in sensors (mean loss elsewhere, where deposits are not
+            read out).
+        max_particles: capacity of the particle stack (grows when exceeded; this is the start size).
+    """
+
+    range_cut_mm: float = 0.7
+    min_cut_MeV: float = 0.00099
+    electron_tracking_cut_MeV: float = 0.01
+    photon_tracking_cut_MeV: float = 0.001
+    range_rejection_MeV: float = 2.0
+    step_fraction: float = 0.2
+    final_range_mm: float = 0.1
+    straggling: bool = True
+    max_particles: int = 4096
+
+    def __post_init__(self) -> None:
+        positive = ("range_cut_mm", "min_cut_MeV", "electron_tracking_cut_MeV", "photon_tracking_cut_MeV",
+                    "final_range_mm")
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0 and value == value):
+                raise ConfigError(f"physics setting {name}: must be a positive number, got {value!r}")
+        if not 0.0 < self.step_fraction <= 1.0:
+            raise ConfigError(f"physics setting step_fraction: must be in (0, 1], got {self.step_fraction!r}")
+        if self.range_rejection_MeV < 0:
+            raise ConfigError("physics setting range_rejection_MeV: must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, stored in the data files."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PhysicsSettings:
+        """Build from a dict; unknown keys are refused with the list of known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"physics settings: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,111 @@
+"""Python face of the Monte Carlo: primaries in, shower images and energy ledgers out (GeV)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastshower.errors import ConfigError
+from fastshower.geometry import Calorimeter
+from fastshower.materials import ELECTRON_MASS_MeV
+from fastshower.mc import transport
+from fastshower.mc.settings import PhysicsSettings
+from fastshower.mc.tables import E_MAX_MeV, MaterialTables, build_material_tables
+
+PARTICLES: dict[str, int] = {"e-": 11, "e+": -11, "gamma": 22, "pi0": 111}
+_KIND_OF_PDG = {11: transport.ELECTRON, -11: transport.POSITRON, 22: transport.GAMMA, 111: transport.PI0}
+LEDGER_KEYS = ("sensor", "passive", "leak_front", "leak_side", "leak_back")
+MAX_ENERGY_GeV = 0.5 * E_MAX_MeV / 1000.0
+
+
+def pdg_code(particle: str | int) -> int:
+    """PDG code of a particle given by name (``e-``, ``e+``, ``gamma``, ``pi0``) or code."""
+    if isinstance(particle, str) and particle in PARTICLES:
+        return PARTICLES[particle]
+    try:
+        code = int(particle)
+    except (TypeError, ValueError):
+        code = 0
+    if code not in _KIND_OF_PDG:
+        raise ConfigError(f"particle '{particle}': unsupported (known: {', '.join(PARTICLES)})")
+    return code
+
+
+def available_energy_GeV(pdg: np.ndarray, energy_GeV: np.ndarray) -> np.ndarray:
+    """Energy that ends up deposited or leaked: kinetic energy, plus 2 m_e for e+ and m_pi0 for pi0 (GeV)."""
+    extra = np.where(pdg == -11, 2.0 * ELECTRON_MASS_MeV, 0.0) + np.where(pdg == 111, transport.PI0_MASS_MeV, 0.0)
+    return np.asarray(energy_GeV, dtype=np.float64) + extra / 1000.0
+
+
+@dataclass(frozen=True)
+class Primaries:
+    """Primary particles: PDG code, kinetic energy (GeV), incidence angle theta from the normal and azimuth phi
+    (rad), entry point (x, y) on the front face (mm, 0 = grid centre)."""
+
+    pdg: np.ndarray
+    energy_GeV: np.ndarray
+    theta_rad: np.ndarray
+    phi_rad: np.ndarray
+    x_mm: np.ndarray
+    y_mm: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.energy_GeV.shape[0])
+
+    def select(self, start: int, stop: int) -> Primaries:
+        """Primaries ``start .. stop-1``."""
+        return Primaries(*(getattr(self, f)[start:stop] for f in
+                           ("pdg", "energy_GeV", "theta_rad", "phi_rad", "x_mm", "y_mm")))
+
+
+@dataclass(frozen=True)
+class ShowerBatch:
+    """Simulated showers: images (N, nx, ny, nz) float32 in GeV and the per-shower ledger (GeV)."""
+
+    images: np.ndarray
+    ledger: dict[str, np.ndarray]
+
+
+class Simulator:
+    """Detailed simulation of showers in one calorimeter with one set of physics settings."""
+
+    def __init__(self, calorimeter: Calorimeter, settings: PhysicsSettings | None = None) -> None:
+        self.calorimeter = calorimeter
+        self.settings = settings or PhysicsSettings()
+        self.tables: MaterialTables = build_material_tables(calorimeter, self.settings)
+
+    def check(self, primaries: Primaries) -> None:
+        """Refuse primaries the transport cannot take, with a one-line message."""
+        energy = np.asarray(primaries.energy_GeV, dtype=float)
+        theta = np.asarray(primaries.theta_rad, dtype=float)
+        if not np.all(np.isfinite(energy)) or np.any(energy <= 0) or np.any(energy > MAX_ENERGY_GeV):
+            raise ConfigError(f"energy: must be finite, > 0 and <= {MAX_ENERGY_GeV:g} GeV")
+        if not np.all(np.isfinite(theta)) or np.any(theta < 0) or np.any(theta >= np.pi / 2):
+            raise ConfigError("theta: must be in [0, 90) degrees")
+        half = self.calorimeter.transverse_half_width_mm
+        if np.any(np.abs(primaries.x_mm) >= half) or np.any(np.abs(primaries.y_mm) >= half):
+            raise ConfigError(f"entry point: must lie on the front face (|x|, |y| < {half:g} mm)")
+        for code in np.unique(primaries.pdg):
+            pdg_code(int(code))
+
+    def run(self, primaries: Primaries, seeds: np.ndarray) -> ShowerBatch:
+        """Simulate every primary with its own 64-bit seed; same seed => same shower."""
+        self.check(primaries)
+        n = len(primaries)
+        calo, slabs, tab, cfg = self.calorimeter, self.calorimeter.slabs, self.tables, self.settings
+        kinds = np.array([_KIND_OF_PDG[int(c)] for c in primaries.pdg], dtype=np.int64)
+        theta, phi = np.asarray(primaries.theta_rad, float), np.asarray(primaries.phi_rad, float)
+        directions = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
+        settings = np.array([cfg.electron_tracking_cut_MeV, cfg.photon_tracking_cut_MeV, cfg.range_rejection_MeV,
+                             cfg.step_fraction, cfg.final_range_mm, float(cfg.straggling)])
+        images = np.zeros((n, *calo.cell_shape), dtype=np.float32)
+        ledger = np.zeros((n, transport.N_LEDGER))
+        transport.simulate_batch(np.asarray(seeds, dtype=np.uint64), kinds, np.asarray(primaries.energy_GeV, float) * 1000.0,
+                   np.asarray(primaries.x_mm, float), np.asarray(primaries.y_mm, float), directions,
+                   slabs.z_front_mm, slabs.z_back_mm, slabs.material_index, slabs.sensor_layer,
+                   calo.transverse_half_width_mm, calo.grid.half_width_x_mm, calo.grid.half_width_y_mm,
+                   calo.grid.pitch_mm, tab.values, tab.element_cumulative, tab.element_data, tab.scalars,
+                   settings, images, ledger, cfg.max_particles)
+        return ShowerBatch(images, {key: ledger[:, i] / 1000.0 for i, key in enumerate(LEDGER_KEYS)})
+

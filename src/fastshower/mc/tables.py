@@ -1,0 +1,137 @@
+"""Per-material physics tables on a common logarithmic energy grid, packed into arrays for the transport kernel.
+
+Built once per (calorimeter, physics settings) in a fraction of a second. Energies in MeV, lengths in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastshower.geometry import Calorimeter
+from fastshower.materials import Material, electron_stopping_power_MeV_mm
+from fastshower.mc.physics import annihilation, bremsstrahlung, compton, pair, photoelectric
+from fastshower.mc.physics.bremsstrahlung import coulomb_correction
+from fastshower.mc.physics.ionisation import bhabha_cross_section_mm2, moller_cross_section_mm2
+from fastshower.mc.settings import PhysicsSettings
+
+E_MIN_MeV = 1e-3
+E_MAX_MeV = 1e7
+POINTS_PER_DECADE = 24
+N_ENERGIES = int(round(np.log10(E_MAX_MeV / E_MIN_MeV) * POINTS_PER_DECADE)) + 1
+LN_E_MIN = float(np.log(E_MIN_MeV))
+INV_DLN = float(POINTS_PER_DECADE / np.log(10.0))
+ENERGY_GRID_MeV = np.exp(LN_E_MIN + np.arange(N_ENERGIES) / INV_DLN)
+
+# rows of MaterialTables.values
+DEDX_E, DEDX_P, RANGE_E, RANGE_P, SIG_MOLLER, SIG_BHABHA, SIG_BREMS, SIG_ANNIH = range(8)
+MU_PAIR, MU_COMPTON, MU_PHOTO, MU_TOTAL, DEDX_COL_E, DEDX_COL_P = range(8, 14)
+N_QUANTITIES = 14
+# rows of MaterialTables.element_cumulative
+CUM_BREMS, CUM_PAIR, CUM_PHOTO = range(3)
+
+
+@dataclass(frozen=True)
+class MaterialTables:
+    """Everything the kernel needs to know about the materials, as plain arrays (m = material index).
+
+    values[m, q, i]: quantity q (rows above) at ENERGY_GRID_MeV[i]; 1/mm, MeV/mm or mm.
+    element_cumulative[m, p, j, i]: cumulative share of element j in process p (to pick the target atom).
+    element_data[m, j, :]: Z, Z^(1/3), ln Z, Coulomb correction f(Z), K and L1 binding energies (MeV).
+    scalars[m, :]: X0 (mm), electron cut, photon cut (MeV), mean excitation energy (MeV), plasma energy (MeV),
+    number of elements.
+    """
+
+    values: np.ndarray
+    element_cumulative: np.ndarray
+    element_data: np.ndarray
+    scalars: np.ndarray
+    materials: tuple[str, ...]
+
+    def cut_energies_MeV(self) -> dict[str, tuple[float, float]]:
+        """(electron cut, photon cut) in MeV per material name, for reports."""
+        return {name: (float(self.scalars[m, 1]), float(self.scalars[m, 2])) for m, name in enumerate(self.materials)}
+
+
+def electron_cut_MeV(material: Material, settings: PhysicsSettings) -> float:
+    """Kinetic energy whose electron CSDA range equals the range cut (bounded below by min_cut_MeV)."""
+    grid = np.geomspace(settings.min_cut_MeV, 1e4, 800)
+    dedx = electron_stopping_power_MeV_mm(material, grid)
+    csda = np.concatenate([[0.0], np.cumsum(np.diff(grid) * 0.5 * (1 / dedx[1:] + 1 / dedx[:-1]))])
+    csda += grid[0] / dedx[0]
+    return float(max(settings.min_cut_MeV, np.interp(settings.range_cut_mm, csda, grid)))
+
+
+def photon_cut_MeV(material: Material, settings: PhysicsSettings) -> float:
+    """Lowest energy above which five attenuation lengths exceed the range cut (as Geant4's conversion)."""
+    grid = np.geomspace(settings.min_cut_MeV, 10.0, 600)
+    mu = _photon_attenuation(material, grid).sum(axis=0)
+    too_short = np.nonzero(5.0 / np.maximum(mu, 1e-300) < settings.range_cut_mm)[0]
+    if too_short.size == 0:
+        return float(settings.min_cut_MeV)
+    return float(grid[min(too_short[-1] + 1, grid.size - 1)])
+
+
+def _photon_attenuation(material: Material, photon_MeV: np.ndarray) -> np.ndarray:
+    return np.stack([pair.element_tables(material, photon_MeV).sum(axis=0),
+                     compton.macroscopic_cross_section(material, photon_MeV),
+                     photoelectric.element_tables(material, photon_MeV).sum(axis=0)])
+
+
+def _csda_range(kinetic: np.ndarray, dedx: np.ndarray) -> np.ndarray:
+    inv = 1.0 / np.maximum(dedx, 1e-300)
+    steps = np.diff(kinetic) * 0.5 * (inv[1:] + inv[:-1])
+    return np.concatenate([[kinetic[0] * inv[0]], kinetic[0] * inv[0] + np.cumsum(steps)])
+
+
+def _cumulative(per_element: np.ndarray, max_elements: int) -> np.ndarray:
+    total = per_element.sum(axis=0)
+    out = np.ones((max_elements, per_element.shape[1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, np.cumsum(per_element, axis=0) / total, 1.0)
+    out[: per_element.shape[0]] = shares
+    return out
+
+
+def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -> MaterialTables:
+    """Tabulate every process for every material of the calorimeter."""
+    materials = calorimeter.material_list
+    n_mat = len(materials)
+    max_el = max(len(m.elements) for m in materials)
+    values = np.zeros((n_mat, N_QUANTITIES, N_ENERGIES))
+    cumulative = np.ones((n_mat, 3, max_el, N_ENERGIES))
+    element_data = np.zeros((n_mat, max_el, 6))
+    scalars = np.zeros((n_mat, 6))
+    T = ENERGY_GRID_MeV
+    for m, mat in enumerate(materials):
+        cut_e, cut_g = electron_cut_MeV(mat, settings), photon_cut_MeV(mat, settings)
+        brems_sigma, brems_loss = bremsstrahlung.element_tables(mat, T, cut_g)
+        col_e = electron_stopping_power_MeV_mm(mat, T, cut_MeV=cut_e)
+        col_p = electron_stopping_power_MeV_mm(mat, T, cut_MeV=cut_e, positron=True)
+        values[m, DEDX_COL_E], values[m, DEDX_COL_P] = col_e, col_p
+        values[m, DEDX_E] = col_e + brems_loss.sum(axis=0)
+        values[m, DEDX_P] = col_p + brems_loss.sum(axis=0)
+        values[m, RANGE_E] = _csda_range(T, values[m, DEDX_E])
+        values[m, RANGE_P] = _csda_range(T, values[m, DEDX_P])
+        values[m, SIG_MOLLER] = mat.electrons_per_mm3 * moller_cross_section_mm2(T, cut_e)
+        values[m, SIG_BHABHA] = mat.electrons_per_mm3 * bhabha_cross_section_mm2(T, cut_e)
+        values[m, SIG_BREMS] = brems_sigma.sum(axis=0)
+        values[m, SIG_ANNIH] = mat.electrons_per_mm3 * annihilation.cross_section_per_electron_mm2(T)
+        pair_el = pair.element_tables(mat, T)
+        photo_el = photoelectric.element_tables(mat, T)
+        values[m, MU_PAIR] = pair_el.sum(axis=0)
+        values[m, MU_COMPTON] = compton.macroscopic_cross_section(mat, T)
+        values[m, MU_PHOTO] = photo_el.sum(axis=0)
+        values[m, MU_TOTAL] = values[m, MU_PAIR] + values[m, MU_COMPTON] + values[m, MU_PHOTO]
+        cumulative[m, CUM_BREMS] = _cumulative(brems_sigma, max_el)
+        cumulative[m, CUM_PAIR] = _cumulative(pair_el, max_el)
+        cumulative[m, CUM_PHOTO] = _cumulative(photo_el, max_el)
+        for j, el in enumerate(mat.elements):
+            k_edge, l1_edge = photoelectric.binding_energies_MeV(el.symbol)
+            element_data[m, j] = (el.Z, el.Z ** (1.0 / 3.0), np.log(el.Z), coulomb_correction(el.Z),
+                                  k_edge, l1_edge)
+        scalars[m] = (mat.radiation_length_mm, cut_e, cut_g, mat.mean_excitation_MeV,
+                      bremsstrahlung.plasma_energy_MeV(mat), len(mat.elements))
+    return MaterialTables(values, cumulative, element_data, scalars, tuple(m.name for m in materials))
+

@@ -1,0 +1,395 @@
+"""The stepping loop (numba): condensed-history transport of e-, e+ and photons through the slab stack.
+
+For every particle popped from a last-in-first-out stack, repeat: sample the distance to the next discrete
+interaction; limit the step by the slab boundary and, for charged particles, by the continuous-loss step
+function (a fraction of the residual range); propagate; apply continuous loss (with straggling in sensors) and
+multiple-scattering deflection and displacement; do the discrete interaction and push its secondaries.
+Energies in MeV, lengths in mm; the shower image and the ledger are in MeV (the caller converts to GeV).
+
+Ledger entries (indices): sensor deposit, passive (absorber/gap) deposit, leakage through the front, the
+sides and the back. A positron leaving the detector carries its kinetic energy plus 2 m_e (the energy its
+annihilation would have released), so the ledger sums to the available energy of the primary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fastshower.materials import ELECTRON_MASS_MeV as ME
+from fastshower.mc import tables as tb
+from fastshower.mc.kinematics import deflect, energy_at_range, interpolate, normalise, rotate
+from fastshower.mc.physics.annihilation import sample_in_flight
+from fastshower.mc.physics.bremsstrahlung import sample_photon_energy, sample_photon_polar
+from fastshower.mc.physics.compton import sample_scattered_fraction
+from fastshower.mc.physics.ionisation import sample_delta_fraction, straggled_loss
+from fastshower.mc.physics.msc import highland_theta0, isotropic_cos, scatter
+from fastshower.mc.physics.pair import sample_positron_fraction
+from fastshower.mc.rng import rand, rng_init
+
+GAMMA, ELECTRON, POSITRON, PI0 = 0, 1, 2, 3
+PI0_MASS_MeV = 134.9768
+SENSOR, PASSIVE, LEAK_FRONT, LEAK_SIDE, LEAK_BACK = range(5)
+N_LEDGER = 5
+# columns of the particle state
+_T, _X, _Y, _Z, _UX, _UY, _UZ = range(7)
+_INF = 1e300
+
+
+@njit(cache=True)
+def _boundary_distance(x, y, z, ux, uy, uz, z_front, z_back, half_width):
+    """Distance (mm) to the slab's planes and to the side walls, and which one: 1 back, -1 front, 2 side."""
+    dist, which = _INF, 0
+    if uz > 0.0:
+        dist, which = (z_back - z) / uz, 1
+    elif uz < 0.0:
+        dist, which = (z_front - z) / uz, -1
+    if ux != 0.0:
+        d = ((half_width if ux > 0.0 else -half_width) - x) / ux
+        if d < dist:
+            dist, which = d, 2
+    if uy != 0.0:
+        d = ((half_width if uy > 0.0 else -half_width) - y) / uy
+        if d < dist:
+            dist, which = d, 2
+    return max(dist, 0.0), which
+
+
+@njit(cache=True)
+def _safety(x, y, z, z_front, z_back, half_width):
+    """Isotropic distance (mm) to the nearest surface of the slab."""
+    return min(z - z_front, z_back - z, half_width - abs(x), half_width - abs(y))
+
+
+@njit(cache=True)
+def _deposit(image, ledger, layer, x, y, energy, half_x, half_y, pitch):
+    if energy <= 0.0:
+        return
+    if layer < 0:
+        ledger[PASSIVE] += energy
+        return
+    ledger[SENSOR] += energy
+    ix = int(np.floor((x + half_x) / pitch))
+    iy = int(np.floor((y + half_y) / pitch))
+    if 0 <= ix < image.shape[0] and 0 <= iy < image.shape[1]:
+        image[ix, iy, layer] += energy
+
+
+@njit(cache=True)
+def _push(stack_f, stack_i, n, kind, slab, T, x, y, z, ux, uy, uz):
+    if n >= stack_f.shape[0]:
+        bigger_f = np.empty((2 * stack_f.shape[0], 7))
+        bigger_i = np.empty((2 * stack_i.shape[0], 2), dtype=np.int64)
+        bigger_f[:n] = stack_f[:n]
+        bigger_i[:n] = stack_i[:n]
+        stack_f, stack_i = bigger_f, bigger_i
+    stack_f[n, 0], stack_f[n, 1], stack_f[n, 2], stack_f[n, 3] = T, x, y, z
+    stack_f[n, 4], stack_f[n, 5], stack_f[n, 6] = ux, uy, uz
+    stack_i[n, 0], stack_i[n, 1] = kind, slab
+    return stack_f, stack_i, n + 1
+
+
+@njit(cache=True)
+def _pi0_decay(state, kinetic, ux, uy, uz):
+    """Two photons (energy MeV, direction) of an isotropic pi0 -> gamma gamma decay, boosted along u."""
+    gamma = (kinetic + PI0_MASS_MeV) / PI0_MASS_MeV
+    beta = np.sqrt(1.0 - 1.0 / (gamma * gamma))
+    cos_star = isotropic_cos(state)
+    sin_star = np.sqrt(max(0.0, 1.0 - cos_star * cos_star))
+    phi = 2.0 * np.pi * rand(state)
+    half = 0.5 * PI0_MASS_MeV
+    out = []
+    for sign in (1.0, -1.0):
+        c = sign * cos_star
+        k = gamma * half * (1.0 + beta * c)
+        vx, vy, vz = normalise(sign * half * sin_star * np.cos(phi), sign * half * sin_star * np.sin(phi),
+                               gamma * half * (c + beta))
+        wx, wy, wz = rotate(ux, uy, uz, vx, vy, vz)
+        out.append((k, wx, wy, wz))
+    return out
+
+
+@njit(cache=True)
+def _pick_element(cumulative_row, n_elements, ln_energy, state):
+    r = rand(state)
+    for j in range(n_elements - 1):
+        if r <= interpolate(cumulative_row[j], ln_energy):
+            return j
+    return n_elements - 1
+
+
+@njit(cache=True)
+def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
+                    z_front, z_back, slab_mat, slab_layer, half_width, half_x, half_y, pitch,
+                    values, cumulative, element_data, scalars, settings, image, ledger, stack_size):
+    """Transport one primary and all its descendants; accumulate into ``image`` (MeV) and ``ledger`` (MeV).
+
+    ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at (x0, y0, 0)
+    with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons. ``settings`` = [e- tracking cut, photon tracking cut, range-rejection
+    energy, step fraction, final range (mm), straggling flag].
+    """
+    state = rng_init(seed)
+    e_track, g_track, e_save = settings[0], settings[1], settings[2]
+    step_fraction, final_range, straggling = settings[3], settings[4], settings[5] > 0.5
+    n_slabs = z_front.shape[0]
+    stack_f = np.empty((stack_size, 7))
+    stack_i = np.empty((stack_size, 2), dtype=np.int64)
+    if kind == PI0:
+        n = 0
+        for k, vx, vy, vz in _pi0_decay(state, energy, ux0, uy0, uz0):
+            stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, 0, k, x0, y0, z_front[0], vx, vy, vz)
+    else:
+        stack_f, stack_i, n = _push(stack_f, stack_i, 0, kind, 0, energy, x0, y0, z_front[0], ux0, uy0, uz0)
+    while n > 0:
+        n -= 1
+        kind = stack_i[n, 0]
+        slab = stack_i[n, 1]
+        T, x, y, z = stack_f[n, 0], stack_f[n, 1], stack_f[n, 2], stack_f[n, 3]
+        ux, uy, uz = stack_f[n, 4], stack_f[n, 5], stack_f[n, 6]
+        alive = True
+        while alive:
+            m = slab_mat[slab]
+            layer = slab_layer[slab]
+            if kind == GAMMA:
+                if T < g_track:
+                    _deposit(image, ledger, layer, x, y, T, half_x, half_y, pitch)
+                    break
+                # --- photon: fly to the interaction point across slabs ---
+                mfp_left = -np.log(rand(state))
+                lnT = np.log(T)
+                interacted = False
+                while True:
+                    m = slab_mat[slab]
+                    mu = interpolate(values[m, tb.MU_TOTAL], lnT)
+                    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
+                    if mu * dist > mfp_left:
+                        s = mfp_left / mu
+                        x += s * ux
+                        y += s * uy
+                        z += s * uz
+                        interacted = True
+                        break
+                    mfp_left -= mu * dist
+                    x += dist * ux
+                    y += dist * uy
+                    z += dist * uz
+                    if which == 2:
+                        ledger[LEAK_SIDE] += T
+                        break
+                    slab += which
+                    if slab < 0:
+                        ledger[LEAK_FRONT] += T
+                        break
+                    if slab >= n_slabs:
+                        ledger[LEAK_BACK] += T
+                        break
+                if not interacted:
+                    break
+                layer = slab_layer[slab]
+                r = rand(state) * interpolate(values[m, tb.MU_TOTAL], lnT)
+                mu_pair = interpolate(values[m, tb.MU_PAIR], lnT)
+                mu_compton = interpolate(values[m, tb.MU_COMPTON], lnT)
+                if r < mu_pair:
+                    j = _pick_element(cumulative[m, tb.CUM_PAIR], int(scalars[m, 5]), lnT, state)
+                    eps = sample_positron_fraction(state, element_data[m, j, 1], element_data[m, j, 2],
+                                                   element_data[m, j, 3], T)
+                    phi = 2.0 * np.pi * rand(state)
+                    for charge_kind, total in ((POSITRON, eps * T), (ELECTRON, (1.0 - eps) * T)):
+                        theta = sample_photon_polar(state, total)
+                        st = np.sin(theta)
+                        vx, vy, vz = rotate(ux, uy, uz, st * np.cos(phi), st * np.sin(phi), np.cos(theta))
+                        stack_f, stack_i, n = _push(stack_f, stack_i, n, charge_kind, slab, max(total - ME, 0.0),
+                                                    x, y, z, vx, vy, vz)
+                        phi += np.pi
+                    # k = T+ + T- + 2 m_e: the positron's ledger carries the 2 m_e (released at annihilation)
+                    break
+                if r < mu_pair + mu_compton:
+                    frac, cos_theta = sample_scattered_fraction(state, T)
+                    k_out = frac * T
+                    vx, vy, vz = deflect(state, ux, uy, uz, cos_theta)
+                    T_e = T - k_out
+                    ex, ey, ez = normalise(T * ux - k_out * vx, T * uy - k_out * vy, T * uz - k_out * vz)
+                    if T_e >= e_track:
+                        stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ex, ey, ez)
+                    else:
+                        _deposit(image, ledger, layer, x, y, T_e, half_x, half_y, pitch)
+                    T, ux, uy, uz = k_out, vx, vy, vz
+                    continue
+                # photoelectric absorption
+                j = _pick_element(cumulative[m, tb.CUM_PHOTO], int(scalars[m, 5]), lnT, state)
+                binding = element_data[m, j, 4] if T > element_data[m, j, 4] else element_data[m, j, 5]
+                if binding >= T:
+                    binding = 0.0
+                _deposit(image, ledger, layer, x, y, binding, half_x, half_y, pitch)
+                T_e = T - binding
+                if T_e >= e_track:
+                    stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ux, uy, uz)
+                else:
+                    _deposit(image, ledger, layer, x, y, T_e, half_x, half_y, pitch)
+                break
+            # --- electron or positron: one condensed step ---
+            positron = kind == POSITRON
+            if T < e_track:
+                alive = False
+            else:
+                lnT = np.log(T)
+                range_row = values[m, tb.RANGE_P if positron else tb.RANGE_E]
+                residual = interpolate(range_row, lnT)
+                if T < e_save and residual < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
+                    alive = False
+                else:
+                    T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
+                        state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
+                        z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
+                        scalars, step_fraction, final_range, straggling, e_track, image, ledger,
+                        stack_f, stack_i, n)
+                    if slab < 0 or slab >= n_slabs:
+                        break
+                    if alive:
+                        continue
+                    if T < 0.0:  # annihilated in flight: nothing left to stop
+                        break
+            # the particle stops here: deposit the rest; a positron annihilates at rest
+            layer = slab_layer[slab]
+            _deposit(image, ledger, layer, x, y, T, half_x, half_y, pitch)
+            if positron:
+                vz = isotropic_cos(state)
+                phi = 2.0 * np.pi * rand(state)
+                st = np.sqrt(max(0.0, 1.0 - vz * vz))
+                vx, vy = st * np.cos(phi), st * np.sin(phi)
+                stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, vx, vy, vz)
+                stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, -vx, -vy, -vz)
+            break
+
+
+@njit(cache=True)
+def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
+                  z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
+                  scalars, step_fraction, final_range, straggling, e_track, image, ledger, stack_f, stack_i, n):
+    """One step of an e-/e+; returns the updated state. ``T < 0`` on return means annihilated in flight;
+    ``slab`` outside [0, n_slabs) or ``alive`` False with T >= 0 means it left or stopped."""
+    cut_e, cut_g = scalars[m, 1], scalars[m, 2]
+    sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
+    sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
+    sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
+    sig_total = sig_ion + sig_brems + sig_annih
+    s_discrete = -np.log(rand(state)) / sig_total if sig_total > 0.0 else _INF
+    s_continuous = residual if residual <= final_range else max(step_fraction * residual, final_range)
+    if s_continuous > residual:
+        s_continuous = residual
+    s = min(s_discrete, s_continuous)
+    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
+    at_boundary = dist <= s
+    if at_boundary:
+        s = dist
+    # continuous energy loss over the step
+    range_row = values[m, tb.RANGE_P if positron else tb.RANGE_E]
+    if s >= residual:
+        loss = T
+    elif s < 0.01 * residual:
+        loss = s * interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT)
+    else:
+        loss = T - energy_at_range(range_row, residual - s)
+    if straggling and layer >= 0 and loss < T:
+        dedx_total = interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT)
+        collision = loss * interpolate(values[m, tb.DEDX_COL_P if positron else tb.DEDX_COL_E], lnT) / dedx_total
+        loss += straggled_loss(state, collision, scalars[m, 3], cut_e) - collision
+        loss = min(max(loss, 0.0), T)
+    T_mid = T - 0.5 * loss
+    _deposit(image, ledger, layer, x + 0.5 * s * ux, y + 0.5 * s * uy, loss, half_x, half_y, pitch)
+    T_new = T - loss
+    # multiple scattering: deflection always, lateral displacement only inside the slab
+    if T_mid > 0.0 and s > 0.0:
+        theta0 = highland_theta0(T_mid, s, scalars[m, 0])
+        tx, ty, dx, dy = scatter(state, theta0, s)
+        x_new, y_new, z_new = x + s * ux, y + s * uy, z + s * uz
+        if not at_boundary:
+            px, py, pz = rotate(ux, uy, uz, dx, dy, 0.0)
+            if (z_front[slab] < z_new + pz < z_back[slab] and abs(x_new + px) < half_width
+                    and abs(y_new + py) < half_width):
+                x_new, y_new, z_new = x_new + px, y_new + py, z_new + pz
+        x, y, z = x_new, y_new, z_new
+        theta = np.sqrt(tx * tx + ty * ty)
+        cos_theta = np.cos(theta) if theta < np.pi else isotropic_cos(state)
+        ux, uy, uz = deflect(state, ux, uy, uz, cos_theta)
+    else:
+        x, y, z = x + s * ux, y + s * uy, z + s * uz
+    if at_boundary:
+        if which == 2:
+            ledger[LEAK_SIDE] += T_new + (2.0 * ME if positron else 0.0)
+            return T_new, x, y, z, ux, uy, uz, -1, False, n, stack_f, stack_i
+        slab += which
+        if slab < 0 or slab >= z_front.shape[0]:
+            ledger[LEAK_FRONT if slab < 0 else LEAK_BACK] += T_new + (2.0 * ME if positron else 0.0)
+            return T_new, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
+        # numerical safety: sit exactly on the entry plane of the new slab
+        z = z_front[slab] if which > 0 else z_back[slab]
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+    if T_new <= e_track or s_discrete > s_continuous:
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+    # discrete interaction at the end of the step, process chosen by the cross-sections at the new energy
+    lnT = np.log(T_new)
+    sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
+    sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
+    sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
+    sig_total = sig_ion + sig_brems + sig_annih
+    T = T_new
+    if sig_total <= 0.0:  # fell below every threshold during the step: no interaction after all
+        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+    r = rand(state) * sig_total
+    if positron and r >= sig_ion + sig_brems:
+        return _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n)
+    if r < sig_ion:
+        if T <= (cut_e if positron else 2.0 * cut_e):
+            return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+        T_delta = sample_delta_fraction(state, T, cut_e, positron) * T
+        p = np.sqrt(T * (T + 2.0 * ME))
+        p_delta = np.sqrt(T_delta * (T_delta + 2.0 * ME))
+        cos_delta = min(1.0, T_delta * (T + 2.0 * ME) / (p_delta * p))
+        vx, vy, vz = deflect(state, ux, uy, uz, cos_delta)
+        stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_delta, x, y, z, vx, vy, vz)
+        ux, uy, uz = normalise(p * ux - p_delta * vx, p * uy - p_delta * vy, p * uz - p_delta * vz)
+        return T - T_delta, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+    # bremsstrahlung
+    if T <= cut_g:
+        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+    j = _pick_element(cumulative[m, tb.CUM_BREMS], int(scalars[m, 5]), lnT, state)
+    E = T + ME
+    k = sample_photon_energy(state, element_data[m, j, 0], element_data[m, j, 2], element_data[m, j, 3]
+                             if E > 50.0 else 0.0, E, cut_g, E * scalars[m, 4] / ME)
+    k = min(k, T)
+    vx, vy, vz = deflect(state, ux, uy, uz, np.cos(sample_photon_polar(state, E)))
+    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, k, x, y, z, vx, vy, vz)
+    return T - k, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+
+
+@njit(cache=True)
+def _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n):
+    """Two photons share T + 2 m_e (Heitler); the positron is gone (returned T = -1)."""
+    eps, cos_theta = sample_in_flight(state, T)
+    total = T + 2.0 * ME
+    k1 = eps * total
+    vx, vy, vz = deflect(state, ux, uy, uz, cos_theta)
+    p = np.sqrt(T * (T + 2.0 * ME))
+    wx, wy, wz = normalise(p * ux - k1 * vx, p * uy - k1 * vy, p * uz - k1 * vz)
+    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, k1, x, y, z, vx, vy, vz)
+    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, total - k1, x, y, z, wx, wy, wz)
+    return -1.0, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
+
+
+@njit(cache=True)
+def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_back, slab_mat, slab_layer,
+               half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, settings,
+               images, ledger, stack_size):
+    """Simulate showers one after the other, each from its own seed; images out in GeV, ledger in MeV.
+
+    Kept in this module so that numba's on-disk cache is invalidated together with the kernel it calls.
+    """
+    image = np.zeros(images.shape[1:])
+    for i in range(seeds.shape[0]):
+        image[:] = 0.0
+        simulate_shower(seeds[i], kinds[i], energies_MeV[i], x0[i], y0[i], directions[i, 0],
+                                  directions[i, 1], directions[i, 2], z_front, z_back, slab_mat, slab_layer,
+                                  half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars,
+                                  settings, image, ledger[i], stack_size)
+        images[i] = (image / 1000.0).astype(np.float32)
