@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import primaries
 from scipy.optimize import curve_fit
 from scipy.special import gamma as gamma_function
 
+from conftest import primaries
 from fastshower.materials import material
 from fastshower.mc import tables as tb
 from fastshower.mc.physics import compton, ionisation

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from fastshower.mc.rng import rand
-from fastshower.mc.tables import ENERGY_GRID_MeV, INV_DLN, LN_E_MIN, N_ENERGIES
+from fastshower.mc.tables import INV_DLN, LN_E_MIN, N_ENERGIES, ENERGY_GRID_MeV
 
 _GRID = ENERGY_GRID_MeV.copy()
 

@@ -101,7 +101,8 @@ class Simulator:
                              cfg.step_fraction, cfg.final_range_mm, float(cfg.straggling)])
         images = np.zeros((n, *calo.cell_shape), dtype=np.float32)
         ledger = np.zeros((n, transport.N_LEDGER))
-        transport.simulate_batch(np.asarray(seeds, dtype=np.uint64), kinds, np.asarray(primaries.energy_GeV, float) * 1000.0,
+        energies_MeV = np.asarray(primaries.energy_GeV, float) * 1000.0
+        transport.simulate_batch(np.asarray(seeds, dtype=np.uint64), kinds, energies_MeV,
                    np.asarray(primaries.x_mm, float), np.asarray(primaries.y_mm, float), directions,
                    slabs.z_front_mm, slabs.z_back_mm, slabs.material_index, slabs.sensor_layer,
                    calo.transverse_half_width_mm, calo.grid.half_width_x_mm, calo.grid.half_width_y_mm,

@@ -124,9 +124,10 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     values, cumulative, element_data, scalars, settings, image, ledger, stack_size):
     """Transport one primary and all its descendants; accumulate into ``image`` (MeV) and ``ledger`` (MeV).
 
-    ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at (x0, y0, 0)
-    with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons. ``settings`` = [e- tracking cut, photon tracking cut, range-rejection
-    energy, step fraction, final range (mm), straggling flag].
+    ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at
+    (x0, y0, 0) with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons.
+    ``settings`` = [e- tracking cut, photon tracking cut, range-rejection energy, step fraction,
+    final range (mm), straggling flag].
     """
     state = rng_init(seed)
     e_track, g_track, e_save = settings[0], settings[1], settings[2]
@@ -151,7 +152,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
             m = slab_mat[slab]
             layer = slab_layer[slab]
             if kind == GAMMA:
-                if T < g_track:
+                if g_track > T:
                     _deposit(image, ledger, layer, x, y, T, half_x, half_y, pitch)
                     break
                 # --- photon: fly to the interaction point across slabs ---
@@ -217,7 +218,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     continue
                 # photoelectric absorption
                 j = _pick_element(cumulative[m, tb.CUM_PHOTO], int(scalars[m, 5]), lnT, state)
-                binding = element_data[m, j, 4] if T > element_data[m, j, 4] else element_data[m, j, 5]
+                binding = element_data[m, j, 4] if element_data[m, j, 4] < T else element_data[m, j, 5]
                 if binding >= T:
                     binding = 0.0
                 _deposit(image, ledger, layer, x, y, binding, half_x, half_y, pitch)
@@ -229,13 +230,13 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                 break
             # --- electron or positron: one condensed step ---
             positron = kind == POSITRON
-            if T < e_track:
+            if e_track > T:
                 alive = False
             else:
                 lnT = np.log(T)
                 range_row = values[m, tb.RANGE_P if positron else tb.RANGE_E]
                 residual = interpolate(range_row, lnT)
-                if T < e_save and residual < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
+                if e_save > T and residual < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
                     alive = False
                 else:
                     T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
@@ -340,7 +341,7 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     if positron and r >= sig_ion + sig_brems:
         return _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n)
     if r < sig_ion:
-        if T <= (cut_e if positron else 2.0 * cut_e):
+        if (cut_e if positron else 2.0 * cut_e) >= T:
             return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
         T_delta = sample_delta_fraction(state, T, cut_e, positron) * T
         p = np.sqrt(T * (T + 2.0 * ME))
@@ -351,7 +352,7 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
         ux, uy, uz = normalise(p * ux - p_delta * vx, p * uy - p_delta * vy, p * uz - p_delta * vz)
         return T - T_delta, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
     # bremsstrahlung
-    if T <= cut_g:
+    if cut_g >= T:
         return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
     j = _pick_element(cumulative[m, tb.CUM_BREMS], int(scalars[m, 5]), lnT, state)
     E = T + ME

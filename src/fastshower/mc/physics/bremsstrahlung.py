@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from fastshower.materials import ELECTRON_MASS_MeV as ME
 from fastshower.materials import FINE_STRUCTURE, Material
+from fastshower.materials import ELECTRON_MASS_MeV as ME
 from fastshower.mc.physics.quadrature import gauss_legendre
 from fastshower.mc.rng import rand
 
@@ -107,9 +107,9 @@ def element_tables(material: Material, kinetic_MeV: np.ndarray, k_cut_MeV: float
         Z, lnZ = float(el.Z), float(np.log(el.Z))
         for i, T in enumerate(kinetic_MeV):
             E = T + ME
-            fc = coulomb_correction(Z) if E > _COULOMB_MIN_MeV else 0.0
+            fc = coulomb_correction(Z) if _COULOMB_MIN_MeV < E else 0.0
             k_plasma = E * plasma / ME
-            if T > k_cut_MeV:
+            if k_cut_MeV < T:
                 lo, hi = np.log(k_cut_MeV), np.log(T)
                 ks = np.exp(lo + (hi - lo) * nodes)
                 vals = np.array([scaled_dcs(Z, lnZ, fc, E, k, k_plasma) for k in ks])

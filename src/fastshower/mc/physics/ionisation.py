@@ -30,7 +30,7 @@ def moller_cross_section_mm2(kinetic_MeV: np.ndarray, cut_MeV: float) -> np.ndar
     """Moller cross-section per target electron for delta rays above ``cut_MeV`` (mm^2)."""
     T = np.asarray(kinetic_MeV, dtype=float)
     out = np.zeros_like(T)
-    ok = T > 2.0 * cut_MeV
+    ok = 2.0 * cut_MeV < T
     T = T[ok]
     gam = T / ME + 1.0
     beta2 = 1.0 - 1.0 / gam**2
@@ -46,7 +46,7 @@ def bhabha_cross_section_mm2(kinetic_MeV: np.ndarray, cut_MeV: float) -> np.ndar
     """Bhabha cross-section per target electron for delta rays above ``cut_MeV`` (mm^2)."""
     T = np.asarray(kinetic_MeV, dtype=float)
     out = np.zeros_like(T)
-    ok = T > cut_MeV
+    ok = cut_MeV < T
     T = T[ok]
     gam = T / ME + 1.0
     beta2 = 1.0 - 1.0 / gam**2

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from fastshower.materials import ELECTRON_MASS_MeV as ME
 from fastshower.materials import FINE_STRUCTURE, Material
+from fastshower.materials import ELECTRON_MASS_MeV as ME
 from fastshower.mc.physics.bremsstrahlung import coulomb_correction
 from fastshower.mc.physics.quadrature import gauss_legendre
 from fastshower.mc.rng import rand

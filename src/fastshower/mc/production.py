@@ -1,0 +1,394 @@
+"""Production of shower samples with the Monte Carlo: primaries from a request, chunks, parallel workers.
+
+This module yields :class:`~fastshower.mc.simulator.ShowerBatch` objects; writing them to disk is the
+caller's job (the data layer sits above the Monte Carlo, so nothing here imports ``fastshower.data``).
+
+Reproducibility: every shower ``i`` of a run is simulated from its own seed ``shower_seeds(seed, i, 1)``, and
+the primaries of the whole run are drawn at once from a generator seeded by the run seed only. The output is
+therefore bit-identical whatever the number of workers, the scheduler or the chunking, and a resumed run
+reproduces exactly the showers an uninterrupted one would have made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastshower.errors import ConfigError
+from fastshower.geometry import Calorimeter
+from fastshower.mc.rng import shower_seeds
+from fastshower.mc.settings import PhysicsSettings
+from fastshower.mc.simulator import PARTICLES, Primaries, ShowerBatch, Simulator, pdg_code
+
+logger = logging.getLogger(__name__)
+
+#: Default number of showers per chunk: small enough for a smooth progress bar and a granular resume.
+DEFAULT_CHUNK_SIZE = 64
+#: Second word of the seed sequence of the primaries' draws (the showers use other streams).
+_PRIMARIES_STREAM = 0xE1
+#: Chunks submitted ahead of completion per worker (bounds the memory held by finished, unread results).
+_IN_FLIGHT_PER_WORKER = 4
+
+
+# --- value specifications ----------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """How a per-shower quantity is chosen: ``fixed`` (one value), ``uniform`` in ``[values[0], values[1]]``,
+    or ``list``: shower ``i`` gets ``values[i % len(values)]`` (equal shares, deterministic)."""
+
+    kind: str
+    values: tuple[float, ...]
+
+    @property
+    def spec(self) -> str:
+        """Normalised text of the specification (``"10"``, ``"10:510"``, ``"10,50,100"``)."""
+        sep = ":" if self.kind == "uniform" else ","
+        return sep.join(_fmt(v) for v in self.values)
+
+    def __str__(self) -> str:
+        return self.spec
+
+    @property
+    def low(self) -> float:
+        """Smallest value the specification can produce."""
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        """Largest value the specification can produce."""
+        return max(self.values)
+
+    def sample(self, n: int, uniforms: np.ndarray) -> np.ndarray:
+        """``n`` values; ``uniforms`` holds ``n`` draws in [0, 1) (used by ``uniform`` only)."""
+        if self.kind == "fixed":
+            return np.full(n, self.values[0], dtype=np.float64)
+        if self.kind == "uniform":
+            low, high = self.values
+            return low + (high - low) * np.asarray(uniforms, dtype=np.float64)[:n]
+        return np.asarray(self.values, dtype=np.float64)[np.arange(n) % len(self.values)]
+
+
+def parse_values(spec: str, name: str) -> ValueSpec:
+    """Parse ``"100"`` (fixed), ``"10:510"`` (uniform in [10, 510]) or ``"10,50,100"`` (equal shares).
+
+    ``name`` is the option that gave the text (``"--energy"``); it starts every error message.
+    """
+    text = str(spec).strip()
+    expected = f"{name} '{spec}': expected a number, A:B or A,B,C"
+    if ":" in text and "," in text:
+        raise ConfigError(expected)
+    kind, sep = ("uniform", ":") if ":" in text else (("list", ",") if "," in text else ("fixed", None))
+    parts = text.split(sep) if sep else [text]
+    if kind == "uniform" and len(parts) != 2:
+        raise ConfigError(expected)
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(expected) from None
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{name} '{spec}': values must be finite numbers")
+    if kind == "uniform" and not values[0] < values[1]:
+        raise ConfigError(f"{name} '{spec}': the minimum of a range A:B must be below its maximum")
+    if kind == "list" and len(values) == 1:
+        kind = "fixed"
+    return ValueSpec(kind, values)
+
+
+# --- primaries -------------------------------------------------------------------------------------
+
+
+def particle_name(particle: str | int) -> str:
+    """Canonical name (``e-``, ``e+``, ``gamma``, ``pi0``) of a particle given by name or PDG code."""
+    code = pdg_code(particle)
+    return next(name for name, c in PARTICLES.items() if c == code)
+
+
+def plan_primaries(
+    particle: str | int,
+    energy: ValueSpec,
+    theta_deg: ValueSpec,
+    phi_deg: ValueSpec,
+    n: int,
+    seed: int,
+    entry_xy_mm: Sequence[float] = (0.0, 0.0),
+    entry_spread_mm: float = 0.0,
+) -> Primaries:
+    """The ``n`` primaries of a run: energies in GeV, angles given in degrees and returned in radians.
+
+    The entry point is ``entry_xy_mm``, smeared uniformly by +-``entry_spread_mm`` in x and y. All random
+    draws of the run are made here at once from ``SeedSequence([seed, 0xE1])``, and every quantity always
+    consumes its own block of ``n`` draws, so that e.g. the energies do not change when theta goes from fixed
+    to a range. Range checks (energy, angles, entry point) are :meth:`Simulator.check`'s job.
+    """
+    n = int(n)
+    if n < 1:
+        raise ConfigError(f"--n {n}: must be >= 1")
+    if not (math.isfinite(entry_spread_mm) and entry_spread_mm >= 0):
+        raise ConfigError(f"entry spread {entry_spread_mm!r}: must be a finite number >= 0 mm")
+    code = pdg_code(particle)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _PRIMARIES_STREAM]))
+    uniforms = rng.random((5, n))
+    x0, y0 = (float(v) for v in entry_xy_mm)
+    return Primaries(
+        pdg=np.full(n, code, dtype=np.int64),
+        energy_GeV=energy.sample(n, uniforms[0]),
+        theta_rad=np.deg2rad(theta_deg.sample(n, uniforms[1])),
+        phi_rad=np.deg2rad(phi_deg.sample(n, uniforms[2])),
+        x_mm=x0 + entry_spread_mm * (2.0 * uniforms[3] - 1.0),
+        y_mm=y0 + entry_spread_mm * (2.0 * uniforms[4] - 1.0),
+    )
+
+
+# --- simulators, one per process -------------------------------------------------------------------------
+
+_SIMULATORS: OrderedDict[tuple[str, str], Simulator] = OrderedDict()
+_SIMULATORS_LOCK = threading.Lock()
+_MAX_CACHED = 4
+
+
+def get_simulator(calorimeter: Calorimeter, settings: PhysicsSettings) -> Simulator:
+    """A :class:`Simulator` for this detector and settings, built once per process (tables are costly).
+
+    Forked worker processes inherit the parent's cache.
+    """
+    key = (calorimeter.to_json(), json.dumps(settings.to_dict(), sort_keys=True))
+    with _SIMULATORS_LOCK:
+        sim = _SIMULATORS.get(key)
+        if sim is None:
+            sim = Simulator(calorimeter, settings)
+            _SIMULATORS[key] = sim
+            while len(_SIMULATORS) > _MAX_CACHED:
+                _SIMULATORS.popitem(last=False)
+        else:
+            _SIMULATORS.move_to_end(key)
+        return sim
+
+
+def check_primaries(calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries) -> None:
+    """Refuse primaries the transport cannot take (one-line ``ConfigError``), before any work is done."""
+    get_simulator(calorimeter, settings).check(primaries)
+
+
+def _simulate(sim: Simulator, primaries: Primaries, seed: int, start: int) -> ShowerBatch:
+    return sim.run(primaries, shower_seeds(seed, start, len(primaries)))
+
+
+# state of a worker process of the local pool
+_WORKER_SIM: Simulator | None = None
+
+
+def _init_pool_worker(calorimeter: Calorimeter, settings: PhysicsSettings) -> None:
+    global _WORKER_SIM
+    _WORKER_SIM = get_simulator(calorimeter, settings)
+
+
+def _pool_chunk(primaries: Primaries, seed: int, start: int) -> tuple[int, ShowerBatch]:
+    assert _WORKER_SIM is not None, "worker not initialised"
+    return start, _simulate(_WORKER_SIM, primaries, seed, start)
+
+
+def _dask_chunk(
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int, start: int
+) -> tuple[int, ShowerBatch]:
+    return start, _simulate(get_simulator(calorimeter, settings), primaries, seed, start)
+
+
+# --- chunks and the production loop -----------------------------------------------------------------------
+
+
+def chunks(
+    n: int, chunk_size: int = DEFAULT_CHUNK_SIZE, done_mask: np.ndarray | None = None
+) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges covering ``n`` showers, aligned to multiples of ``chunk_size``.
+
+    Chunks whose showers are all marked in ``done_mask`` are left out (a partly done chunk is redone whole:
+    the result is the same, and it keeps a resumed run aligned with the original one).
+    """
+    n, chunk_size = int(n), int(chunk_size)
+    if chunk_size < 1:
+        raise ConfigError(f"--chunk-size {chunk_size}: must be >= 1")
+    if done_mask is not None:
+        done_mask = np.asarray(done_mask, dtype=bool)
+        if done_mask.shape != (n,):
+            raise ConfigError(f"done mask has shape {done_mask.shape}, expected ({n},)")
+    out = []
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        if done_mask is None or not done_mask[start:stop].all():
+            out.append((start, stop))
+    return out
+
+
+def run_production(
+    calorimeter: Calorimeter,
+    settings: PhysicsSettings,
+    primaries: Primaries,
+    seed: int,
+    todo_chunks: Sequence[tuple[int, int]],
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> Iterator[tuple[int, ShowerBatch]]:
+    """Simulate the chunks ``[start, stop)`` of ``primaries``; yield ``(start, batch)`` as they complete.
+
+    Chunks may complete in any order. ``workers == 1`` runs in this process, ``workers > 1`` in a local
+    process pool (one :class:`Simulator` per worker process). ``scheduler`` is a dask.distributed scheduler
+    address, or ``"local"`` to start a ``LocalCluster`` of ``workers`` processes. Closing the generator early
+    stops the workers.
+    """
+    todo = [(int(a), int(b)) for a, b in todo_chunks]
+    for a, b in todo:
+        if not 0 <= a < b <= len(primaries):
+            raise ConfigError(f"chunk [{a}, {b}) is outside the {len(primaries)} primaries")
+    workers = int(workers)
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be >= 1")
+    check_primaries(calorimeter, settings, primaries)
+    if scheduler is not None:
+        _require_dask()
+        return _run_dask(calorimeter, settings, primaries, int(seed), todo, workers, scheduler)
+    if workers == 1 or len(todo) <= 1:
+        return _run_local(calorimeter, settings, primaries, int(seed), todo)
+    return _run_pool(calorimeter, settings, primaries, int(seed), todo, min(workers, len(todo)))
+
+
+def _run_local(
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
+    todo: list[tuple[int, int]],
+) -> Iterator[tuple[int, ShowerBatch]]:
+    sim = get_simulator(calorimeter, settings)
+    for start, stop in todo:
+        yield start, _simulate(sim, primaries.select(start, stop), seed, start)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts workers fastest and hands them the parent's tables and compiled kernel; it is only safe
+    # while this process runs a single thread (a thread holding a lock at fork time deadlocks the child).
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and threading.active_count() == 1 and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _stop_pool(executor: futures.ProcessPoolExecutor, completed: bool) -> None:
+    if completed:
+        executor.shutdown(wait=True)
+        return
+    # interrupted or abandoned: do not wait for running chunks (the kernel does not see signals)
+    terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
+    if terminate is not None:
+        terminate()
+    else:
+        for proc in list((getattr(executor, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_pool(
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
+    todo: list[tuple[int, int]], workers: int,
+) -> Iterator[tuple[int, ShowerBatch]]:
+    # build the tables and load the compiled kernel here once: forked workers inherit both, and a first
+    # compilation happens once instead of in every worker at the same time
+    sim = get_simulator(calorimeter, settings)
+    sim.run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))
+    ctx = _pool_context()
+    logger.debug("process pool: %d workers (%s)", workers, ctx.get_start_method())
+    executor = futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(calorimeter, settings)
+    )
+    completed = False
+    try:
+        queue = iter(todo)
+        pending: set[futures.Future[tuple[int, ShowerBatch]]] = set()
+
+        def top_up() -> None:
+            while len(pending) < workers * _IN_FLIGHT_PER_WORKER:
+                item = next(queue, None)
+                if item is None:
+                    return
+                a, b = item
+                pending.add(executor.submit(_pool_chunk, primaries.select(a, b), seed, a))
+
+        top_up()
+        while pending:
+            done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+            for fut in done:
+                pending.discard(fut)
+                yield fut.result()
+            top_up()
+        completed = True
+    finally:
+        _stop_pool(executor, completed)
+
+
+def _require_dask() -> None:
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError("--scheduler needs the optional extra: pip install 'fastshower[dask]'") from None
+
+
+def _run_dask(
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
+    todo: list[tuple[int, int]], workers: int, scheduler: str,
+) -> Iterator[tuple[int, ShowerBatch]]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    client = None
+    try:
+        if scheduler == "local":
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="30s")
+            except (OSError, TimeoutError, ValueError) as err:
+                raise ConfigError(f"--scheduler '{scheduler}': cannot connect ({err})") from None
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        logger.debug("dask: %s with %d workers", client.scheduler.address, n_workers)
+        queue = iter(todo)
+        limit = n_workers * _IN_FLIGHT_PER_WORKER
+        calo_f, settings_f = client.scatter([calorimeter, settings], broadcast=True)
+
+        def submit(a: int, b: int) -> Any:
+            return client.submit(_dask_chunk, calo_f, settings_f, primaries.select(a, b), seed, a, pure=False)
+
+        first = [submit(a, b) for a, b in (next(queue) for _ in range(min(limit, len(todo))))]
+        stream = as_completed(first)
+        for fut in stream:
+            result = fut.result()
+            fut.release()
+            item = next(queue, None)
+            if item is not None:
+                stream.add(submit(*item))
+            yield result
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
