@@ -200,8 +200,11 @@ class Calorimeter:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{source}: {err}") from None
         half_width = spec.get("half_width_mm")
-        return cls(str(spec.get("name", Path(source).stem)), tuple(layers), grid,
-                   None if half_width is None else float(half_width), customs)
+        try:
+            return cls(str(spec.get("name", Path(source).stem)), tuple(layers), grid,
+                       None if half_width is None else float(half_width), customs)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Calorimeter:
