@@ -217,7 +217,7 @@ def _run_simulate(args: argparse.Namespace, ctx: _Context) -> int:
         todo = chunks(args.n, args.chunk_size, done)
         n_todo = sum(b - a for a, b in todo)
         if n_todo < args.n:
-            logger.info("resuming %s: %d of %d showers to simulate", writer.partial_path, n_todo, args.n)
+            logger.debug("resuming %s: %d of %d showers to simulate", writer.partial_path, n_todo, args.n)
         quiet = args.quiet or not sys.stderr.isatty()
         bar = _progress(args.n, args.n - n_todo, quiet)
         stats = _Stats()
