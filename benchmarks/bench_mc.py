@@ -73,7 +73,8 @@ def main() -> None:
         "",
         f"A new process building the tables and simulating one 1 GeV shower takes {cold:.1f} s "
         "(numba's compiled kernel is read from the on-disk cache, not recompiled).",
-        "Bar (issue 2): <= 3 ms/GeV; Geant4 with a comparable EM list and 0.7 mm cut: ~5.7 ms/GeV on these machines (figure quoted in issue 2; Geant4 cannot run here).",
+        "Bar (issue 2): <= 3 ms/GeV; Geant4 with a comparable EM list and 0.7 mm cut: ~5.7 ms/GeV on these "
+        "machines (figure quoted in issue 2; Geant4 cannot run here).",
         "",
     ])
     print(text)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from fastshower import __version__
+from fastshower.config import read_mapping
 from fastshower.errors import ConfigError, FastshowerError
 
 logger = logging.getLogger("fastshower.cli")
@@ -88,25 +88,7 @@ def _load_settings(path: Path | None, range_cut_mm: float | None) -> Any:
 
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read physics settings ({err.strerror})") from None
-        try:
-            if path.suffix == ".toml":
-                import tomllib
-
-                loaded = tomllib.loads(text)
-            else:
-                loaded = yaml.safe_load(text)
-        except Exception as err:  # noqa: BLE001 - any parser error is a user error here
-            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                              f"{str(err).splitlines()[0]}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: physics settings must be a mapping of setting: value")
-        values.update(loaded)
+        values.update(read_mapping(path, "physics settings file"))
     if range_cut_mm is not None:
         values["range_cut_mm"] = range_cut_mm
     return PhysicsSettings.from_dict(values)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from fastshower.config import read_mapping
 from fastshower.errors import ConfigError
 from fastshower.materials import Material, material, material_from_dict, material_to_dict
 
@@ -209,21 +209,7 @@ class Calorimeter:
     @classmethod
     def from_file(cls, path: str | Path) -> Calorimeter:
         """Read a detector description from a YAML (``.yaml``/``.yml``/``.json``) or TOML (``.toml``) file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read detector file ({err.strerror})") from None
-        try:
-            if path.suffix == ".toml":
-                import tomllib
-
-                spec = tomllib.loads(text)
-            else:
-                spec = yaml.safe_load(text)
-        except Exception as err:  # noqa: BLE001 - any parser error is a user error here
-            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: "
-                              f"{str(err).splitlines()[0]}") from None
+        spec = read_mapping(path, "detector file")
         return cls.from_dict(spec, source=str(path))
 
 
