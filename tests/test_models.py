@@ -175,3 +175,18 @@ def test_gradients_reach_every_generator_parameter() -> None:
     d(fake)["logit"].sum().backward()
     for name, p in g.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_bf16_autocast_generator_matches_fp32():
+    # guards the oneDNN bf16 Conv3d bug (8 input channels, kernel depth 8) worked around in models/layers.py
+    import numpy as np
+
+    torch.manual_seed(0)
+    generator = build_model("3dgan", (25, 25, 25)).generator.eval()
+    noise, energy = torch.randn(3, 200), torch.full((3,), 80.0)
+    with torch.no_grad():
+        reference = generator(noise, energy)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = generator(noise, energy).float()
+    assert np.corrcoef(reference.ravel().numpy(), fast.ravel().numpy())[0, 1] > 0.995
+    assert abs(fast.sum() / reference.sum() - 1) < 0.02

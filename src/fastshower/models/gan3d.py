@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
+from fastshower.models.layers import Conv3d
 from fastshower.models.registry import GanPair, register
 
 MIN_CELLS = 8
@@ -111,19 +112,19 @@ class _GeneratorBase(nn.Module):
         self.dense = nn.Linear(dense_in, 8 * sx * sy * sz)
         self.trunk = nn.Sequential(
             _same((6, 6, 8)),
-            nn.Conv3d(8, 64, (6, 6, 8)),
+            Conv3d(8, 64, (6, 6, 8)),
             nn.LeakyReLU(leaky_slope),
             nn.BatchNorm3d(64, **_BN),
             nn.Upsample(scale_factor=(2, 2, 2), mode="nearest"),
             _pad((2, 2), (2, 2), (0, 0)),
-            nn.Conv3d(64, 6, (6, 5, 8)),
+            Conv3d(64, 6, (6, 5, 8)),
             nn.LeakyReLU(leaky_slope),
             nn.BatchNorm3d(6, **_BN),
             nn.Upsample(scale_factor=(2, 2, 3), mode="nearest"),
             _pad((1, 1), (0, 0), (3, 3)),
-            nn.Conv3d(6, 6, (3, 3, 8)),
+            Conv3d(6, 6, (3, 3, 8)),
             nn.LeakyReLU(leaky_slope),
-            nn.Conv3d(6, 1, (2, 2, 2), bias=False),
+            Conv3d(6, 1, (2, 2, 2), bias=False),
             nn.ReLU(),
         )
 
@@ -225,7 +226,7 @@ class Discriminator3D(nn.Module):
         self.cell_shape = tuple(cell_shape)
         layers: list[nn.Module] = [
             _same((5, 5, 5)),
-            nn.Conv3d(1, 32, 5),
+            Conv3d(1, 32, 5),
             nn.LeakyReLU(leaky_slope),
             nn.Dropout(dropout),
         ]
@@ -233,7 +234,7 @@ class Discriminator3D(nn.Module):
         for p in (2, 2, 1):  # as in the original EcalEnergyGan discriminator
             layers += [
                 nn.ConstantPad3d(p, 0.0),
-                nn.Conv3d(c_in, 8, 5),
+                Conv3d(c_in, 8, 5),
                 nn.LeakyReLU(leaky_slope),
                 nn.BatchNorm3d(8, **_BN),
                 nn.Dropout(dropout),

@@ -1,0 +1,149 @@
+"""Fast generation: showers from a trained generator, batched, in fp32 or bf16, reproducible by seed.
+
+``fastshower.load(MODEL)`` returns a :class:`ShowerSampler`; MODEL is a bundle path or the name of a shipped
+model (``fastshower.generate.shipped_models()``). Showers come out as numpy arrays ``(N, X, Y, Z)`` in GeV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastshower.errors import ConfigError
+from fastshower.models.bundle import GeneratorBundle, load_bundle
+
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+NOISE_BLOCK = 1024  # showers per noise block: noise of shower i depends only on (seed, i), not on the batching
+PRECISIONS = ("fp32", "bf16")
+_RANGE_TOLERANCE = 1e-6
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with the package."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.pt"))
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A bundle path from a path or a shipped model's name."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_DIR / f"{model}.pt"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_models()) or "none"
+    raise ConfigError(f"model '{model}': no such file and not a shipped model (shipped: {names})")
+
+
+def load(model: str | Path, device: str = "cpu") -> ShowerSampler:
+    """Load a generator bundle (path or shipped name) for sampling."""
+    return ShowerSampler(load_bundle(resolve_model(model), map_location=device), device=device)
+
+
+class ShowerSampler:
+    """Samples showers from a :class:`GeneratorBundle`."""
+
+    def __init__(self, bundle: GeneratorBundle, device: str = "cpu") -> None:
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.generator = bundle.generator.to(self.device).eval()
+
+    @property
+    def cell_shape(self) -> tuple[int, int, int]:
+        """Shape of one shower ``(X, Y, Z)``."""
+        return self.bundle.cell_shape
+
+    def check_conditions(self, energy_GeV: np.ndarray, theta_rad: np.ndarray,
+                         allow_extrapolation: bool = False) -> None:
+        """Refuse conditions outside the training range unless ``allow_extrapolation``."""
+        if not (np.all(np.isfinite(energy_GeV)) and np.all(energy_GeV > 0)):
+            raise ConfigError("energy: must be finite and > 0 GeV")
+        if not np.all(np.isfinite(theta_rad)):
+            raise ConfigError("theta: must be finite")
+        if allow_extrapolation:
+            return
+        for name, values, (lo, hi), unit in (("energy", energy_GeV, self.bundle.energy_range_GeV, "GeV"),
+                                             ("theta", theta_rad, self.bundle.theta_range_rad, "rad")):
+            slack = _RANGE_TOLERANCE * max(1.0, abs(hi))
+            if values.min() < lo - slack or values.max() > hi + slack:
+                raise ConfigError(f"{name} {values.min():g}..{values.max():g} {unit} is outside the model's "
+                                  f"training range {lo:g}..{hi:g} {unit}; pass --allow-extrapolation to "
+                                  "generate anyway")
+
+    def sample(self, energy: float | np.ndarray, theta: float | np.ndarray | None = None, n: int | None = None,
+               seed: int = 0, batch_size: int = 128, precision: str = "fp32",
+               allow_extrapolation: bool = False) -> np.ndarray:
+        """``n`` showers (GeV) for the given energies (GeV) and angles (rad); scalars are broadcast to ``n``."""
+        energy_GeV, theta_rad = _conditions(energy, theta, n)
+        return np.concatenate(list(self.iter_batches(energy_GeV, theta_rad, seed, batch_size, precision,
+                                                     allow_extrapolation)), axis=0)
+
+    def iter_batches(self, energy_GeV: np.ndarray, theta_rad: np.ndarray, seed: int = 0, batch_size: int = 128,
+                     precision: str = "fp32", allow_extrapolation: bool = False) -> Iterator[np.ndarray]:
+        """Yield showers in batches of ``batch_size`` (constant memory for any N)."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"--precision '{precision}': expected one of {', '.join(PRECISIONS)}")
+        if batch_size < 1:
+            raise ConfigError(f"--batch {batch_size}: must be >= 1")
+        self.check_conditions(energy_GeV, theta_rad, allow_extrapolation)
+        noise = _NoiseStream(int(seed), self.bundle.latent_dim)
+        for start in range(0, energy_GeV.shape[0], batch_size):
+            stop = min(start + batch_size, energy_GeV.shape[0])
+            yield self._generate(noise.take(start, stop), energy_GeV[start:stop], theta_rad[start:stop], precision)
+
+    @torch.inference_mode()
+    def _generate(self, noise: torch.Tensor, energy_GeV: np.ndarray, theta_rad: np.ndarray,
+                  precision: str) -> np.ndarray:
+        energy = torch.as_tensor(energy_GeV, dtype=torch.float32, device=self.device)
+        kwargs = {}
+        if self.bundle.model_name != "3dgan":
+            kwargs["theta"] = torch.as_tensor(theta_rad, dtype=torch.float32, device=self.device)
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16"
+                    else nullcontext())
+        with autocast:
+            out = self.generator(noise.to(self.device), energy, **kwargs)
+        transformed = out.float().clamp_min(0.0)[:, 0]
+        cells = (transformed / self.bundle.transform_scale) ** (1.0 / self.bundle.transform_power)
+        return cells.cpu().numpy()
+
+
+class _NoiseStream:
+    """Standard-normal noise where shower ``i``'s vector depends only on ``(seed, i)``."""
+
+    def __init__(self, seed: int, latent_dim: int) -> None:
+        self.seed, self.latent_dim = seed, latent_dim
+        self._block_index, self._block = -1, torch.empty(0)
+
+    def _load(self, block: int) -> torch.Tensor:
+        if block != self._block_index:
+            state = np.random.SeedSequence([self.seed, block]).generate_state(1, dtype=np.uint64)[0]
+            gen = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+            self._block_index, self._block = block, torch.randn(NOISE_BLOCK, self.latent_dim, generator=gen)
+        return self._block
+
+    def take(self, start: int, stop: int) -> torch.Tensor:
+        parts = []
+        index = start
+        while index < stop:
+            block, offset = divmod(index, NOISE_BLOCK)
+            count = min(stop - index, NOISE_BLOCK - offset)
+            parts.append(self._load(block)[offset:offset + count])
+            index += count
+        return torch.cat(parts, dim=0)
+
+
+def _conditions(energy: float | np.ndarray, theta: float | np.ndarray | None,
+                n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    energy_GeV = np.atleast_1d(np.asarray(energy, dtype=np.float64))
+    theta_rad = np.atleast_1d(np.asarray(0.0 if theta is None else theta, dtype=np.float64))
+    size = n if n is not None else max(energy_GeV.size, theta_rad.size)
+    if size < 1:
+        raise ConfigError(f"n {size}: must be >= 1")
+    try:
+        return np.broadcast_to(energy_GeV, (size,)).copy(), np.broadcast_to(theta_rad, (size,)).copy()
+    except ValueError:
+        raise ConfigError(f"energy ({energy_GeV.size}) and theta ({theta_rad.size}) do not match n={size}") from None
