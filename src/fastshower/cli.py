@@ -324,6 +324,81 @@ def _run_demo(args: argparse.Namespace, ctx: _Context) -> int:
     return 0
 
 
+# --- train ----------------------------------------------------------------------------------------------
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path,
+                   help="YAML/TOML training configuration, e.g. configs/3dgan-clic.yaml (with --resume: default "
+                   "the run's resolved_config.yaml)")
+    p.add_argument("--data", help="training shower file (HDF5); overrides data.path")
+    p.add_argument("--out", required=True, type=Path, help="run directory (log.jsonl, last.pt, best.pt)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--epochs", type=int, help="overrides optim.epochs")
+    p.add_argument("--batch-size", type=int, help="showers per batch and process; overrides optim.batch_size")
+    p.add_argument("--lr", type=float, help="learning rate per process; overrides optim.lr")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="overrides run.precision")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides run.device")
+
+
+def _run_train(args: argparse.Namespace, ctx: _Context) -> int:
+    from fastshower.train import load_config, train
+
+    config_path = args.config
+    if config_path is None:
+        if not args.resume:
+            raise ConfigError("train: --config is required (unless --resume)")
+        config_path = args.out / "resolved_config.yaml"
+    overrides = {key: value for key, value in (
+        ("data.path", args.data), ("optim.epochs", args.epochs), ("optim.batch_size", args.batch_size),
+        ("optim.lr", args.lr), ("run.precision", args.precision), ("run.device", args.device),
+    ) if value is not None}
+    result = train(load_config(config_path, overrides), args.out, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "finished" if result.finished else "stopped (run.max_steps)"
+        best = f", best physics score {result.best_score:.4g}" if result.best_score is not None else ""
+        print(f"{args.out}: {state} at epoch {result.epoch}, step {result.step}{best}")
+    return 0
+
+
+# --- validate -----------------------------------------------------------------------------------------------
+
+
+def _add_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", required=True, type=Path, help="reference shower file (e.g. the Monte Carlo)")
+    p.add_argument("--candidate", required=True, type=Path, help="shower file to validate (e.g. generated)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (index.html, metrics.json, plots/)")
+    p.add_argument("--reference2", type=Path,
+                   help="independent reference sample for the statistical floor (default: split --reference)")
+    p.add_argument("--energy-bins", default="10,50,100,200,510", metavar="EDGES",
+                   help="primary-energy bin edges in GeV (default: %(default)s)")
+    p.add_argument("--threshold-MeV", type=float, default=0.1, help="cell threshold in MeV (default: 0.1)")
+    p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
+    p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
+
+
+def _run_validate(args: argparse.Namespace, ctx: _Context) -> int:
+    from fastshower.validate.report import load_tolerances, run_validation
+
+    try:
+        edges = [float(v) for v in args.energy_bins.split(",")]
+    except ValueError:
+        raise ConfigError(f"--energy-bins '{args.energy_bins}': expected comma-separated numbers in GeV") from None
+    if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
+        raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"{args.out}: exists and is not a directory")
+    metrics = run_validation(args.reference, args.candidate, args.out, reference2=args.reference2,
+                             energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
+                             tolerances=load_tolerances(args.tolerances), classifier=not args.no_classifier,
+                             seed=args.seed)
+    failed = [r for r in metrics["summary"] if r["pass"] is False]
+    print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
+          f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")
+    return 0
+
+
 # --- top level ----------------------------------------------------------------------------------------------
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, _Context], int]]
@@ -331,7 +406,11 @@ COMMANDS: dict[str, Command] = {
     "simulate": ("simulate showers with the detailed Monte Carlo into an HDF5 file (resumable)",
                  _add_simulate, _run_simulate),
     "inspect": ("describe a shower file", _add_inspect, _run_inspect),
+    "train": ("train a generative model (3DGAN) on a shower file; one process or many under torchrun",
+              _add_train, _run_train),
     "demo": ("simulate a small sample at a few energies, print a summary and plot it", _add_demo, _run_demo),
+    "validate": ("compare a candidate shower sample with a reference: HTML report and metrics.json",
+                 _add_validate, _run_validate),
 }
 
 

@@ -1,0 +1,158 @@
+"""Quick physics check of a generator on the held-out showers (one scalar score; lower is better).
+
+Per energy bin (quantiles of the validation energies) it compares generated with real showers, both in GeV:
+
+* ``sampling_fraction``: relative error of the mean of ``sum(cells) / E``;
+* ``profile_x/y/z``: L1 distance between the mean normalised profiles along each axis (0 = equal, 2 = disjoint);
+* ``centroid_x/y/z`` and ``width_x/y/z``: relative errors of the mean first moment (energy-weighted mean cell
+  index) and of the mean second central moment's square root (in cells) along each axis.
+
+The score is the sum of the terms, each averaged over the bins. It is the epoch-selection criterion of
+``best.pt`` (the original 3DGAN picked its epoch by such moment/profile comparisons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastshower.data.dataset import ShowerDataset, ShowerTransform
+
+AXES = "xyz"
+
+
+@dataclass
+class ShowerSummary:
+    """Per-shower observables of a set of showers (numpy, float64)."""
+
+    energy_GeV: np.ndarray  # (N,) primary energies
+    sampling_fraction: np.ndarray  # (N,) deposited / primary
+    profiles: list[np.ndarray]  # per axis, (N, n_axis) GeV
+    centroid: np.ndarray  # (N, 3) cells
+    width: np.ndarray  # (N, 3) cells
+
+
+def summarise(showers_GeV: np.ndarray, energy_GeV: np.ndarray) -> ShowerSummary:
+    """Observables of ``(N, X, Y, Z)`` or ``(N, 1, X, Y, Z)`` showers in GeV with primary energies (N,) GeV."""
+    x = np.asarray(showers_GeV, dtype=np.float64).reshape(len(energy_GeV), *np.shape(showers_GeV)[-3:])
+    total = x.sum(axis=(1, 2, 3))
+    safe = np.where(total > 0, total, 1.0)
+    profiles = [x.sum(axis=(2, 3)), x.sum(axis=(1, 3)), x.sum(axis=(1, 2))]
+    centroid = np.empty((len(x), 3))
+    width = np.empty((len(x), 3))
+    for a, prof in enumerate(profiles):
+        pos = np.arange(prof.shape[1], dtype=np.float64)
+        mean = (prof * pos).sum(axis=1) / safe
+        var = (prof * (pos[None, :] - mean[:, None]) ** 2).sum(axis=1) / safe
+        centroid[:, a], width[:, a] = mean, np.sqrt(np.maximum(var, 0.0))
+    return ShowerSummary(np.asarray(energy_GeV, dtype=np.float64), total / energy_GeV, profiles, centroid, width)
+
+
+def _rel(fake: float, real: float) -> float:
+    return abs(fake - real) / max(abs(real), 1e-12)
+
+
+def _l1(fake: np.ndarray, real: np.ndarray) -> float:
+    f, r = fake.sum(axis=0), real.sum(axis=0)
+    return float(np.abs(f / max(f.sum(), 1e-30) - r / max(r.sum(), 1e-30)).sum())
+
+
+def compare(real: ShowerSummary, fake: ShowerSummary, n_bins: int = 4) -> dict[str, Any]:
+    """Terms and score of generated vs real showers made for the same conditions (same order)."""
+    edges = np.quantile(real.energy_GeV, np.linspace(0, 1, n_bins + 1))
+    which = np.clip(np.searchsorted(edges, real.energy_GeV, side="right") - 1, 0, n_bins - 1)
+    terms: dict[str, list[float]] = {}
+    for b in range(n_bins):
+        sel = which == b
+        if not sel.any():
+            continue
+        row = {"sampling_fraction": _rel(fake.sampling_fraction[sel].mean(), real.sampling_fraction[sel].mean())}
+        for a, name in enumerate(AXES):
+            row[f"profile_{name}"] = _l1(fake.profiles[a][sel], real.profiles[a][sel])
+            row[f"centroid_{name}"] = _rel(fake.centroid[sel, a].mean(), real.centroid[sel, a].mean())
+            row[f"width_{name}"] = _rel(fake.width[sel, a].mean(), real.width[sel, a].mean())
+        for k, v in row.items():
+            terms.setdefault(k, []).append(v)
+    means = {k: float(np.mean(v)) for k, v in terms.items()}
+    return {"score": float(sum(means.values())), "terms": means, "bins": int(len(terms["sampling_fraction"]))}
+
+
+@torch.no_grad()
+def generate(
+    generator: nn.Module,
+    conditions: dict[str, torch.Tensor],
+    transform: ShowerTransform,
+    latent_dim: int,
+    n_particles: int | None,
+    seed: int,
+    device: torch.device,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Showers in GeV ``(N, X, Y, Z)`` for the conditions (``energy_GeV``, ``theta_rad``, ``particle``).
+
+    Eval mode (BatchNorm running statistics, no dropout) with noise from a generator seeded by ``seed``, so
+    that successive epochs are compared on the same noise; the module's train/eval mode is restored.
+    """
+    was_training = generator.training
+    generator.eval()
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    try:
+        n = len(conditions["energy_GeV"])
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(start + batch_size, n))
+            noise = torch.randn(sl.stop - sl.start, latent_dim, generator=g).to(device)
+            y = generator(noise, *model_conditions(conditions, sl, n_particles, device))
+            out.append(transform.inverse(y.float())[:, 0].cpu().numpy())
+    finally:
+        generator.train(was_training)
+    return np.concatenate(out)
+
+
+def model_conditions(
+    conditions: dict[str, torch.Tensor], index: Any, n_particles: int | None, device: torch.device
+) -> tuple[Any, ...]:
+    """Positional condition arguments of a generator: ``(E,)`` for ``3dgan`` (``n_particles`` None),
+    ``(E, theta, one-hot or None)`` for ``3dgan-angle``."""
+    energy = conditions["energy_GeV"][index].to(device)
+    if n_particles is None:
+        return (energy,)
+    theta = conditions["theta_rad"][index].to(device)
+    onehot = None
+    if n_particles > 1:
+        onehot = torch.nn.functional.one_hot(conditions["particle"][index], n_particles).float().to(device)
+    return (energy, theta, onehot)
+
+
+def physics_check(
+    generator: nn.Module,
+    real_GeV: np.ndarray,
+    conditions: dict[str, torch.Tensor],
+    transform: ShowerTransform,
+    latent_dim: int,
+    n_particles: int | None,
+    seed: int,
+    device: torch.device,
+    real_summary: ShowerSummary | None = None,
+) -> dict[str, Any]:
+    """Score of ``generator`` against the real showers ``real_GeV`` (N, X, Y, Z) made with ``conditions``."""
+    energy = conditions["energy_GeV"].double().numpy()
+    real_summary = real_summary or summarise(real_GeV, energy)
+    fake = generate(generator, conditions, transform, latent_dim, n_particles, seed, device)
+    return compare(real_summary, summarise(fake, energy), n_bins=max(1, min(4, len(energy) // 8)))
+
+
+def validation_set(
+    dataset: ShowerDataset, indices: np.ndarray
+) -> tuple[np.ndarray, dict[str, torch.Tensor], ShowerSummary] | None:
+    """Real showers in GeV (N, X, Y, Z), their conditions and summary for ``physics_check`` (None if empty)."""
+    if len(indices) == 0:
+        return None
+    b = dataset.batch(indices)
+    real = dataset.transform.inverse(b["showers"])[:, 0].numpy()
+    cond = {k: b[k] for k in ("energy_GeV", "theta_rad", "particle")}
+    return real, cond, summarise(real, cond["energy_GeV"].double().numpy())

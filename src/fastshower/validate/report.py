@@ -1,0 +1,425 @@
+"""``fastshower validate``: compare a candidate sample with a reference and write an HTML + JSON report.
+
+Every metric of the candidate against the reference is shown beside its *statistical floor*: the same metric
+between two independent reference samples. Without ``reference2`` the reference is split at random into two
+halves A and B; the candidate is compared with A and the floor is B vs A (same reference statistics on both
+sides). With ``reference2`` the candidate is compared with the whole reference and the floor is reference2 vs
+reference.
+
+Pass rule (per metric, per energy bin): ``value <= max(factor * floor, tolerance)`` with ``factor`` = 3 and
+per-metric absolute tolerances (``DEFAULT_TOLERANCES``, overridable from a YAML file). For the classifier AUC
+the deviation |AUC - 0.5| is tested. A summary row over several observables passes when all of them pass and
+shows the worst one (largest value / threshold).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastshower.data import inspect_showers, read_showers
+from fastshower.errors import ConfigError, DataFormatError
+from fastshower.validate.observables import (
+    DEFAULT_THRESHOLD_GeV,
+    Observables,
+    bin_by_energy,
+    compute_observables_file,
+    response,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENERGY_EDGES = (10.0, 50.0, 100.0, 200.0, 510.0)
+#: Absolute tolerances of the pass rule, and the factor applied to the floor.
+DEFAULT_TOLERANCES: dict[str, float] = {
+    "factor": 3.0,
+    "sep_power": 0.01,
+    "ks": 0.05,
+    "w1_norm": 0.05,
+    "chi2_ndf": 3.0,
+    "mean_rel_err": 0.05,
+    "response_rel_diff": 0.01,
+    "resolution_rel_diff": 0.10,
+    "fpd": 0.05,
+    "kpd": 0.01,
+    "auc": 0.05,
+    "jsd": 0.02,
+}
+#: Showers per sample loaded as cells for the low-level classifier (the rest is only used for observables).
+CLASSIFIER_MAX_SHOWERS = 10000
+
+
+def load_tolerances(path: str | Path | None) -> dict[str, float]:
+    """Defaults updated from a YAML mapping ``{metric: tolerance, factor: 3}``; unknown keys are errors."""
+    tol = dict(DEFAULT_TOLERANCES)
+    if path is None:
+        return tol
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read tolerances file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a tolerances file must map metric names to numbers")
+    for key, value in loaded.items():
+        if key not in tol:
+            raise ConfigError(f"{path}: unknown metric {key!r} (known: {', '.join(sorted(tol))})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise ConfigError(f"{path}: tolerance {key!r} must be a number >= 0 (got {value!r})")
+        tol[key] = float(value)
+    return tol
+
+
+def check_compatible(path_a: str | Path, info_a: Mapping[str, Any], path_b: str | Path,
+                     info_b: Mapping[str, Any]) -> None:
+    """Refuse samples of different cell shape, geometry (when both files store one) or energy unit."""
+    where = f"{path_a} vs {path_b}"
+    if info_a["cell_shape"] != info_b["cell_shape"]:
+        raise DataFormatError(f"{where}: cell shapes {info_a['cell_shape']} and {info_b['cell_shape']} differ")
+    ga, gb = info_a["attrs"].get("geometry"), info_b["attrs"].get("geometry")
+    if ga and gb and json.dumps(ga, sort_keys=True) != json.dumps(gb, sort_keys=True):
+        name = lambda g: g.get("name", "?") if isinstance(g, dict) else "?"  # noqa: E731
+        raise DataFormatError(f"{where}: geometries differ ({name(ga)!r} and {name(gb)!r})")
+    for key in ("unit", "energy_unit", "units"):
+        ua, ub = info_a["attrs"].get(key), info_b["attrs"].get(key)
+        if ua is not None and ub is not None and ua != ub:
+            raise DataFormatError(f"{where}: energy units differ ({ua!r} and {ub!r})")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_clean(payload), f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- pass / fail ---------------------------------------------------------------------------------------------
+
+
+def judge(metric: str, value: float | None, floor: float | None, tol: Mapping[str, float]) -> bool | None:
+    """Pass rule ``value <= max(factor * floor, tolerance)``; AUC uses |AUC - 0.5|. None when not computable."""
+    if value is None or not math.isfinite(value):
+        return None
+    if metric == "auc":
+        value = abs(value - 0.5)
+        floor = None if floor is None else abs(floor - 0.5)
+    limit = tol[metric]
+    if floor is not None and math.isfinite(floor):
+        limit = max(tol["factor"] * floor, limit)
+    return bool(value <= limit)
+
+
+def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]], tol: Mapping[str, float]
+                 ) -> dict[str, Any]:
+    """One summary row over several observables: pass if all pass; shows the worst (value / limit) one."""
+    worst, worst_ratio, verdicts = None, -1.0, []
+    for name, (v, f) in items.items():
+        verdict = judge(metric, v, f, tol)
+        verdicts.append(verdict)
+        if verdict is None:
+            continue
+        limit = max(tol["factor"] * f, tol[metric]) if f is not None and math.isfinite(f) else tol[metric]
+        ratio = v / limit if limit > 0 else math.inf
+        if ratio > worst_ratio:
+            worst, worst_ratio = name, ratio
+    known = [v for v in verdicts if v is not None]
+    value, floor = items[worst] if worst is not None else (None, None)
+    return {"bin": label, "metric": metric, "observable": worst, "value": value, "floor": floor,
+            "tolerance": tol[metric], "pass": all(known) if known else None}
+
+
+def summarise(bins: Sequence[dict[str, Any]], classifier: Mapping[str, Any], tol: Mapping[str, float]
+              ) -> list[dict[str, Any]]:
+    """The summary table: per energy bin and metric family, and the classifier rows."""
+    rows = []
+    for b in bins:
+        if "metrics" not in b:
+            continue
+        m, f = b["metrics"], b["floor"]
+        for metric in ("sep_power", "ks", "w1_norm", "chi2_ndf"):
+            items = {n: (d[metric], f["observables"][n][metric]) for n, d in m["observables"].items() if metric in d}
+            rows.append(_summary_row(b["label"], metric, items, tol))
+        items = {n: (v, f["mean_rel_err"][n]) for n, v in m["mean_rel_err"].items()}
+        rows.append(_summary_row(b["label"], "mean_rel_err", items, tol))
+        for metric in ("response_rel_diff", "resolution_rel_diff"):
+            rows.append(_summary_row(b["label"], metric, {"deposit": (m["response"][metric],
+                                                                       f["response"][metric])}, tol))
+        for metric in ("fpd", "kpd"):
+            rows.append(_summary_row(b["label"], metric, {"observables": (m["physics"][metric],
+                                                                           f["physics"][metric])}, tol))
+    for level, res in classifier.items():
+        # an AUC measured on n test showers scatters around 0.5 by auc_null_sigma(n) even for identical samples
+        level_tol = {**tol, "auc": max(tol["auc"], 3.0 * auc_null_sigma(res["value"].get("n_test", 0)))}
+        for metric in ("auc", "jsd"):
+            rows.append(_summary_row("all", metric, {f"{level}-level": (res["value"][metric],
+                                                                         res["floor"][metric])}, level_tol))
+    return rows
+
+
+def auc_null_sigma(n_test: int) -> float:
+    """Standard deviation of the ROC AUC of two identical, balanced samples of ``n_test`` showers in all
+    (the Mann-Whitney U null distribution: sqrt((n1 + n2 + 1) / (12 n1 n2)))."""
+    half = n_test / 2.0
+    if half < 1:
+        return 0.0
+    return math.sqrt((2.0 * half + 1.0) / (12.0 * half * half))
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+
+def _classifier_inputs(path: Path, obs: Observables, index: np.ndarray, level: str, limit: int,
+                       cache: dict[Path, Any]) -> np.ndarray:
+    from fastshower.validate.classifier import low_level_inputs
+    from fastshower.validate.metrics import feature_matrix
+
+    index = index[index < limit]
+    if level == "high":
+        return feature_matrix(obs.select(index))
+    if path not in cache:
+        cache[path] = read_showers(path, 0, limit)
+    data = cache[path]
+    return low_level_inputs(data.ecal[index], data.energy_GeV[index])
+
+
+def _run_classifiers(paths: dict[str, Path], obs: dict[str, Observables], idx: dict[str, np.ndarray], seed: int
+                     ) -> dict[str, Any]:
+    from fastshower.validate.classifier import classifier_test, high_level_inputs
+
+    out: dict[str, Any] = {}
+    limit = {k: min(len(o), 2 * CLASSIFIER_MAX_SHOWERS) for k, o in obs.items()}
+    cache: dict[Path, Any] = {}
+    for level in ("low", "high"):
+        t0 = time.perf_counter()
+        x = {k: _classifier_inputs(paths[k], obs[k], idx[k], level, limit[k], cache) for k in ("ref", "cand", "floor")}
+        x = {k: v[:CLASSIFIER_MAX_SHOWERS] for k, v in x.items()}
+        pairs = {"value": (x["ref"], x["cand"]), "floor": (x["ref"], x["floor"])}
+        if level == "high":
+            pairs = {k: high_level_inputs(*v) for k, v in pairs.items()}
+        out[level] = {k: classifier_test(a, b, seed=seed) for k, (a, b) in pairs.items()}
+        cache.clear()
+        logger.info("classifier (%s-level) done in %.1f s", level, time.perf_counter() - t0)
+    return out
+
+
+def run_validation(
+    reference: str | Path,
+    candidate: str | Path,
+    out: str | Path,
+    reference2: str | Path | None = None,
+    energy_edges: Sequence[float] = DEFAULT_ENERGY_EDGES,
+    threshold_GeV: float = DEFAULT_THRESHOLD_GeV,
+    tolerances: Mapping[str, float] | None = None,
+    classifier: bool = True,
+    seed: int = 1,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Compute every metric, write ``out/metrics.json``, ``out/index.html`` and ``out/plots/*.png``.
+
+    Returns the metrics dict (as written to JSON). Raises ``DataFormatError`` for unreadable or incompatible
+    files, ``ConfigError`` for bad options.
+    """
+    from fastshower.validate.metrics import compare
+
+    t_start = time.perf_counter()
+    tol = dict(DEFAULT_TOLERANCES if tolerances is None else tolerances)
+    edges = [float(e) for e in energy_edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ConfigError(f"energy bins {edges}: need at least two increasing edges")
+    paths = {"ref": Path(reference), "cand": Path(candidate)}
+    if reference2 is not None:
+        paths["floor"] = Path(reference2)
+    infos = {k: inspect_showers(p) for k, p in paths.items()}
+    for k in infos:
+        if k != "ref":
+            check_compatible(paths["ref"], infos["ref"], paths[k], infos[k])
+    for k, info in infos.items():
+        if info["n"] < 4:
+            raise DataFormatError(f"{paths[k]}: holds {info['n']} showers; at least 4 are needed")
+
+    obs = {k: compute_observables_file(p, threshold_GeV) for k, p in paths.items()}
+    logger.info("observables done after %.1f s", time.perf_counter() - t_start)
+    idx = {"cand": np.arange(len(obs["cand"]))}
+    if reference2 is None:  # split the reference in two random halves A (compared) and B (floor)
+        perm = np.random.default_rng(seed).permutation(len(obs["ref"]))
+        half = len(perm) // 2
+        idx["ref"], idx["floor"] = np.sort(perm[:half]), np.sort(perm[half:2 * half])
+        paths["floor"], obs["floor"] = paths["ref"], obs["ref"]
+    else:
+        idx["ref"], idx["floor"] = np.arange(len(obs["ref"])), np.arange(len(obs["floor"]))
+    sub = {k: obs[k].select(idx[k]) for k in ("ref", "cand", "floor")}
+
+    bins: list[dict[str, Any]] = []
+    which = {k: bin_by_energy(o.energy_GeV, edges) for k, o in sub.items()}
+    ranges = [(f"{a:g}-{b:g} GeV", i) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
+    for label, i in [("all", None), *ranges]:
+        part = {k: (o if i is None else o.select(which[k] == i)) for k, o in sub.items()}
+        entry: dict[str, Any] = {"label": label, "n": {k: len(o) for k, o in part.items()}}
+        entry["response"] = {k: response(o) for k, o in part.items()}
+        if min(len(o) for o in part.values()) >= 2:
+            entry["metrics"] = compare(part["ref"], part["cand"], seed=seed)
+            entry["floor"] = compare(part["ref"], part["floor"], seed=seed)
+        bins.append(entry)
+
+    logger.info("metrics done after %.1f s", time.perf_counter() - t_start)
+    results = _run_classifiers(paths, obs, idx, seed) if classifier else {}
+    classifier_out = {lvl: {"value": r["value"], "floor": r["floor"]} for lvl, r in results.items()}
+    summary = summarise(bins, classifier_out, tol)
+    metrics = {
+        "reference": str(paths["ref"]),
+        "candidate": str(paths["cand"]),
+        "floor": "reference split in two random halves (candidate vs A, floor B vs A)" if reference2 is None
+        else f"{reference2} vs reference",
+        "threshold_GeV": threshold_GeV,
+        "spatial_unit": obs["ref"].spatial_unit,
+        "energy_edges_GeV": edges,
+        "tolerances": tol,
+        "seed": seed,
+        "summary": summary,
+        "passed": all(r["pass"] is not False for r in summary),
+        "bins": bins,
+        "classifier": classifier_out,
+    }
+    out = Path(out)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    images = _make_plots(sub, which, ranges, edges, bins, out / "plots") if plots else []
+    metrics["seconds"] = time.perf_counter() - t_start
+    logger.info("figures done after %.1f s", metrics["seconds"])
+    write_json_atomic(out / "metrics.json", metrics)
+    (out / "index.html").write_text(render_html(_clean(metrics), images))
+    return _clean(metrics)
+
+
+def _make_plots(sub: dict[str, Observables], which: dict[str, np.ndarray], ranges: list[tuple[str, int]],
+                edges: list[float], bins: list[dict[str, Any]], folder: Path) -> list[tuple[str, Path]]:
+    import matplotlib.pyplot as plt
+
+    from fastshower.validate.plots import BIN_FIGURES, plot_response_vs_energy
+
+    written: list[tuple[str, Path]] = []
+
+    def save(fig: Any, stem: str, caption: str) -> None:
+        path = folder / f"{stem}.png"
+        fig.savefig(path, dpi=50, bbox_inches="tight")
+        plt.close(fig)
+        written.append((caption, path))
+
+    filled = [b for b in bins[1:] if min(b["n"].values()) >= 2]
+    if filled:
+        keep = [i for i, b in enumerate(bins[1:]) if min(b["n"].values()) >= 2]
+        fig = plot_response_vs_energy([edges[i] for i in keep] + [edges[keep[-1] + 1]],
+                                      [b["response"]["ref"] for b in filled],
+                                      [b["response"]["cand"] for b in filled])
+        save(fig, "sampling_fraction_vs_energy", "mean sampling fraction vs energy")
+    for label, i in [("all", None), *ranges]:
+        part = {k: (o if i is None else o.select(which[k] == i)) for k, o in sub.items()}
+        if min(len(part["ref"]), len(part["cand"])) < 2:
+            continue
+        tag = "all" if i is None else f"bin{i}"
+        for stem, fn in BIN_FIGURES.items():
+            save(fn(part["ref"], part["cand"], label), f"{stem}_{tag}", f"{stem.replace('_', ' ')}, {label}")
+    return written
+
+
+# --- HTML ----------------------------------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _verdict(v: bool | None) -> str:
+    return {True: '<td class="pass">pass</td>', False: '<td class="fail">FAIL</td>'}.get(v, "<td>n/a</td>")
+
+
+def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) -> str:
+    """Self-contained report page: summary table, per-bin tables, embedded PNG figures (no scripts)."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastshower validation</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.pass{background:#cfc}"
+        ".fail{background:#fcc}img{width:420px;margin:4px}</style></head><body>",
+        "<h1>fastshower validation report</h1>",
+        f"<p>reference: <code>{e(metrics['reference'])}</code><br>candidate: <code>{e(metrics['candidate'])}"
+        f"</code><br>floor: {e(metrics['floor'])}<br>cell threshold: {metrics['threshold_GeV'] * 1e3:g} MeV; "
+        f"overall: <b>{'PASS' if metrics['passed'] else 'FAIL'}</b></p>",
+        "<h2>Summary</h2><p>pass when value &le; max(factor &times; floor, tolerance), factor = "
+        f"{metrics['tolerances']['factor']:g}; AUC: |AUC &minus; 0.5|. Rows over several observables show the "
+        "worst one.</p>",
+        "<table id='summary'><tr><th>energy bin</th><th>metric</th><th>worst observable</th><th>value</th>"
+        "<th>floor</th><th>tolerance</th><th>result</th></tr>",
+    ]
+    for r in metrics["summary"]:
+        parts.append(f"<tr><td>{e(r['bin'])}</td><td>{e(r['metric'])}</td><td>{_fmt(r['observable'])}</td>"
+                     f"<td>{_fmt(r['value'])}</td><td>{_fmt(r['floor'])}</td><td>{_fmt(r['tolerance'])}</td>"
+                     f"{_verdict(r['pass'])}</tr>")
+    parts.append("</table>")
+    for b in metrics["bins"]:
+        if "metrics" not in b:
+            parts.append(f"<h3>{e(b['label'])}</h3><p>too few showers: {e(str(b['n']))}</p>")
+            continue
+        parts.append(f"<h3>{e(b['label'])}: value (floor)</h3><p>showers: {e(str(b['n']))}</p><table><tr>"
+                     "<th>observable</th><th>chi2/ndf</th><th>KS</th><th>W1</th><th>W1/std</th><th>sep. power</th>"
+                     "</tr>")
+        for name, d in b["metrics"]["observables"].items():
+            f = b["floor"]["observables"][name]
+            cells = "".join(f"<td>{_fmt(d.get(k))} ({_fmt(f.get(k))})</td>"
+                            for k in ("chi2_ndf", "ks", "w1", "w1_norm", "sep_power"))
+            parts.append(f"<tr><td>{e(name)}</td>{cells}</tr>")
+        parts.append("</table><table><tr><th>3DGAN measure</th><th>value (floor)</th></tr>")
+        for name, v in {**b["metrics"]["mean_rel_err"], **b["metrics"]["response"]}.items():
+            f = {**b["floor"]["mean_rel_err"], **b["floor"]["response"]}[name]
+            parts.append(f"<tr><td>{e(name)}</td><td>{_fmt(v)} ({_fmt(f)})</td></tr>")
+        parts.append("</table>")
+    if metrics["classifier"]:
+        parts.append("<h2>Classifier test</h2><table><tr><th>inputs</th><th>AUC</th><th>JSD</th><th>epochs</th>"
+                     "</tr>")
+        for level, r in metrics["classifier"].items():
+            v, f = r["value"], r["floor"]
+            parts.append(f"<tr><td>{e(level)}-level</td><td>{_fmt(v['auc'])} ({_fmt(f['auc'])})</td>"
+                         f"<td>{_fmt(v['jsd'])} ({_fmt(f['jsd'])})</td><td>{v['epochs']}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Figures</h2>")
+    for caption, path in images:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f"<figure style='display:inline-block'><img alt='{e(caption)}' "
+                     f"src='data:image/png;base64,{data}'><figcaption>{e(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

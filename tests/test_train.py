@@ -1,0 +1,188 @@
+"""Tests of fastshower.train: config, losses, checkpoints, the loop (exact resume), bf16 and the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fastshower.cli import main
+from fastshower.data import ShowerData, write_showers
+from fastshower.errors import ConfigError, DataFormatError
+from fastshower.train import CHECKPOINT_KEYS, TrainConfig, load_checkpoint, load_config, train
+from fastshower.train.checkpoint import save_checkpoint
+from fastshower.train.losses import LossWeights, SamplingFractionFit, flip_labels, gan_loss, mape
+from fastshower.train.physics_check import compare, summarise
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def synth(n: int, shape: tuple[int, int, int] = (8, 8, 8), seed: int = 0, pdg: tuple[int, ...] = (11,)) -> ShowerData:
+    """Toy showers: a Gaussian core whose depth grows with ln E, ~2% of E deposited, gamma-smeared cells."""
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(10.0, 100.0, n)
+    X, Y, Z = shape
+    x = (np.arange(X) - X / 2 + 0.5)[:, None, None]
+    y = (np.arange(Y) - Y / 2 + 0.5)[None, :, None]
+    z = np.arange(Z)[None, None, :]
+    images = []
+    for e in energy:
+        core = np.exp(-((z - 1.0 - np.log(e)) ** 2) / 8.0) * np.exp(-(x**2 + y**2) / 2.0)
+        images.append(core / core.sum() * 0.02 * e * rng.gamma(50.0, 1 / 50.0, size=shape))
+    theta = rng.uniform(0.0, 0.2, n)
+    return ShowerData(np.asarray(images, np.float32), energy, theta, np.zeros(n), np.resize(np.asarray(pdg), n))
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    return write_showers(tmp_path_factory.mktemp("data") / "tiny.h5", synth(40))
+
+
+def tiny_config(path: Path, **run: object) -> TrainConfig:
+    """8^3 showers, 32 for training in batches of 4 (8 steps per epoch), 8 for the physics check."""
+    return TrainConfig.from_dict({
+        "model": {"name": "3dgan", "options": {"latent_dim": 8}},
+        "data": {"path": str(path), "validation_fraction": 0.2},
+        "optim": {"batch_size": 4, "epochs": 2},
+        "run": {"precision": "fp32", "device": "cpu", "log_every": 1, **run},
+    })
+
+
+# --- config ----------------------------------------------------------------------------------------------
+
+
+def test_config_defaults_presets_and_errors(tmp_path) -> None:
+    cfg = TrainConfig()
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.batch_size, cfg.optim.epochs) == ("rmsprop", 1e-3, 128, 30)
+    assert (cfg.loss.adversarial, cfg.loss.energy, cfg.loss.ecal, cfg.loss.theta) == (3.0, 0.1, 0.1, 25.0)
+    clic = load_config(REPO / "configs/3dgan-clic.yaml", {"optim.epochs": 3, "data.path": "x.h5"})
+    assert clic.run.precision == "bf16" and clic.data.power == 0.85 and clic.optim.epochs == 3
+    assert TrainConfig.from_dict(clic.to_dict()) == clic
+    load_config(REPO / "configs/3dgan-tiny.yaml")
+    bad = tmp_path / "x.yaml"
+    bad.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"x.yaml: unknown key optim.lrr"):
+        load_config(bad)
+    bad.write_text("optim:\n  batch_size: 1.5\n")
+    with pytest.raises(ConfigError, match=r"optim.batch_size must be int"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"run.precision"):
+        load_config(None, {"run.precision": "fp8"})
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+
+
+def test_losses() -> None:
+    assert math.isclose(float(mape(torch.tensor([1.1, 1.8]), torch.tensor([1.0, 2.0]))), 10.0, rel_tol=1e-5)
+    assert torch.isfinite(mape(torch.tensor([1.0]), torch.tensor([0.0])))
+    g = torch.Generator().manual_seed(0)
+    flipped = flip_labels(torch.ones(20000), 0.05, g)
+    assert abs(float(1 - flipped.mean()) - 0.05) < 0.01 and set(flipped.unique().tolist()) == {0.0, 1.0}
+    out = {"logit": torch.zeros(4), "energy": torch.ones(4), "ecal_sum": torch.full((4,), 2.0)}
+    targets = {"label": torch.ones(4), "energy": torch.ones(4), "ecal": torch.full((4,), 1.0)}
+    total, parts = gan_loss(out, targets, LossWeights())
+    assert math.isclose(parts["adversarial"], math.log(2), rel_tol=1e-6) and parts["energy"] == 0.0
+    assert math.isclose(float(total), 3 * math.log(2) + 0.1 * 100.0, rel_tol=1e-6)
+    energy = np.geomspace(10, 500, 50)
+    ratio = 0.3 - 0.02 * np.log(energy) + 0.001 * np.log(energy) ** 2
+    fit = SamplingFractionFit.fit(energy, ratio * energy, degree=2)
+    assert torch.allclose(fit(torch.tensor([20.0, 300.0])), torch.tensor(np.interp([20, 300], energy, ratio * energy),
+                                                                          dtype=torch.float32), rtol=1e-3)
+    assert len(SamplingFractionFit.fit(np.full(5, 50.0), np.full(5, 10.0)).coefficients) == 1
+
+
+def test_physics_check_is_zero_for_identical_sets() -> None:
+    data = synth(16)
+    s = summarise(data.ecal, data.energy_GeV)
+    assert compare(s, s)["score"] == 0.0
+    other = summarise(synth(16, seed=1).ecal * 2, data.energy_GeV)
+    assert compare(s, other)["terms"]["sampling_fraction"] > 0.5
+
+
+# --- the loop, checkpoints and exact resume --------------------------------------------------------------
+
+
+def test_resume_mid_epoch_gives_identical_weights(tiny_file, tmp_path) -> None:
+    """REQUIRED: 2 epochs in one go == stopped after 5 steps (mid-epoch 1) and resumed, bit for bit."""
+    full = train(tiny_config(tiny_file), tmp_path / "full")
+    assert full.finished and (full.epoch, full.step) == (2, 16)
+    stopped = train(tiny_config(tiny_file, max_steps=5), tmp_path / "cut")
+    assert not stopped.finished and stopped.step == 5
+    mid = load_checkpoint(tmp_path / "cut/last.pt")
+    assert (mid["epoch"], mid["batch_in_epoch"], mid["samples_in_epoch"]) == (0, 5, 20)
+    resumed = train(tiny_config(tiny_file), tmp_path / "cut", resume=True)
+    assert resumed.finished and resumed.step == 16
+    a, b = load_checkpoint(tmp_path / "full/last.pt"), load_checkpoint(tmp_path / "cut/last.pt")
+    for net in ("generator", "discriminator"):
+        assert a[net].keys() == b[net].keys()
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key}"
+    assert a["best_score"] == b["best_score"] and a["best_epoch"] == b["best_epoch"]
+    assert set(a) == set(CHECKPOINT_KEYS) and a["model"]["cell_shape"] == [8, 8, 8]
+    run = tmp_path / "full"
+    assert {p.name for p in run.iterdir()} >= {"resolved_config.yaml", "log.jsonl", "last.pt", "best.pt"}
+    assert load_config(run / "resolved_config.yaml") == tiny_config(tiny_file)
+
+
+def test_angle_model_with_two_particles_trains_and_checks(tmp_path) -> None:
+    path = write_showers(tmp_path / "two.h5", synth(12, pdg=(11, 22)))
+    cfg = TrainConfig.from_dict({
+        "model": {"name": "3dgan-angle", "options": {"latent_dim": 8}},
+        "data": {"path": str(path), "validation_fraction": 0.34},
+        "optim": {"batch_size": 4, "epochs": 1},
+        "run": {"precision": "fp32", "device": "cpu"},
+    })
+    result = train(cfg, tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run/last.pt")
+    assert result.finished and result.step == 2 and math.isfinite(result.best_score)
+    assert ckpt["model"]["particles"] == [11, 22] and ckpt["model"]["options"]["n_particles"] == 2
+    assert "theta.weight" in ckpt["discriminator"]
+    cfg.model.options["n_particles"] = 3
+    with pytest.raises(ConfigError, match="n_particles is 3"):
+        train(cfg, tmp_path / "bad")
+
+
+def test_checkpoint_errors(tiny_file, tmp_path) -> None:
+    with pytest.raises(DataFormatError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataFormatError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"schema_version": 99}, tmp_path / "new.pt")
+    with pytest.raises(DataFormatError, match="schema version 99"):
+        load_checkpoint(tmp_path / "new.pt")
+    with pytest.raises(ValueError, match="differ from the schema"):
+        save_checkpoint(tmp_path / "x.pt", {"epoch": 1})
+    with pytest.raises(ConfigError, match="no checkpoint last.pt"):
+        train(tiny_config(tiny_file), tmp_path / "empty", resume=True)
+
+
+def test_bf16_autocast_step_on_cpu(tiny_file, tmp_path) -> None:
+    result = train(tiny_config(tiny_file, precision="bf16", max_steps=1, physics_check_every=0), tmp_path / "bf")
+    assert result.step == 1
+    import json
+
+    record = json.loads((tmp_path / "bf/log.jsonl").read_text().splitlines()[0])
+    assert all(math.isfinite(v) for k, v in record.items() if k.startswith(("d_", "g")))
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        train(tiny_config(tiny_file, precision="fp16"), tmp_path / "fp16")
+
+
+def test_cli_train(tiny_file, tmp_path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text((REPO / "configs/3dgan-tiny.yaml").read_text() + "  max_steps: 1\n  physics_check_every: 0\n")
+    out = tmp_path / "run"
+    args = ["train", "--config", str(cfg), "--data", str(tiny_file), "--out", str(out), "--batch-size", "4"]
+    assert main(args) == 0
+    assert "stopped (run.max_steps) at epoch 0, step 1" in capsys.readouterr().out
+    assert main(args) == 2
+    assert "run: exists; pass --resume to continue or choose another --out" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--lr", "0.5"]) == 2
+    assert "optim.lr is 0.001 in the checkpoint but 0.5 now" in capsys.readouterr().err
+    assert main(args[:-2] + ["--batch-size", "4", "--resume"]) == 0
