@@ -124,8 +124,17 @@ def test_resume_mid_epoch_gives_identical_weights(tiny_file, tmp_path) -> None:
     assert a["best_score"] == b["best_score"] and a["best_epoch"] == b["best_epoch"]
     assert set(a) == set(CHECKPOINT_KEYS) and a["model"]["cell_shape"] == [8, 8, 8]
     run = tmp_path / "full"
-    assert {p.name for p in run.iterdir()} >= {"resolved_config.yaml", "log.jsonl", "last.pt", "best.pt"}
+    assert {p.name for p in run.iterdir()} >= {"resolved_config.yaml", "log.jsonl", "last.pt", "best.pt",
+                                               "generator.pt"}
     assert load_config(run / "resolved_config.yaml") == tiny_config(tiny_file)
+    # the best generator is also a bundle that generation loads without the training code
+    import fastshower
+
+    sampler = fastshower.load(str(run / "generator.pt"))
+    low, high = sampler.bundle.energy_range_GeV
+    assert sampler.bundle.provenance["epoch"] == a["best_epoch"]
+    showers = sampler.sample(energy=0.5 * (low + high), n=3, seed=1)
+    assert showers.shape == (3, 8, 8, 8) and np.all(showers >= 0)
 
 
 def test_angle_model_with_two_particles_trains_and_checks(tmp_path) -> None:

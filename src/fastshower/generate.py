@@ -53,6 +53,11 @@ class ShowerSampler:
         self.generator = bundle.generator.to(self.device).eval()
 
     @property
+    def energy_only(self) -> bool:
+        """True for models conditioned on the primary energy alone (no angle input)."""
+        return self.bundle.model_name == "3dgan"
+
+    @property
     def cell_shape(self) -> tuple[int, int, int]:
         """Shape of one shower ``(X, Y, Z)``."""
         return self.bundle.cell_shape
@@ -64,10 +69,15 @@ class ShowerSampler:
             raise ConfigError("energy: must be finite and > 0 GeV")
         if not np.all(np.isfinite(theta_rad)):
             raise ConfigError("theta: must be finite")
+        checks = [("energy", energy_GeV, self.bundle.energy_range_GeV, "GeV")]
+        if self.energy_only:
+            if np.any(theta_rad != 0):
+                raise ConfigError(f"theta: model '{self.bundle.model_name}' is conditioned on the energy only")
+        else:
+            checks.append(("theta", theta_rad, self.bundle.theta_range_rad, "rad"))
         if allow_extrapolation:
             return
-        for name, values, (lo, hi), unit in (("energy", energy_GeV, self.bundle.energy_range_GeV, "GeV"),
-                                             ("theta", theta_rad, self.bundle.theta_range_rad, "rad")):
+        for name, values, (lo, hi), unit in checks:
             slack = _RANGE_TOLERANCE * max(1.0, abs(hi))
             if values.min() < lo - slack or values.max() > hi + slack:
                 raise ConfigError(f"{name} {values.min():g}..{values.max():g} {unit} is outside the model's "
@@ -100,7 +110,7 @@ class ShowerSampler:
                   precision: str) -> np.ndarray:
         energy = torch.as_tensor(energy_GeV, dtype=torch.float32, device=self.device)
         kwargs = {}
-        if self.bundle.model_name != "3dgan":
+        if not self.energy_only:
             kwargs["theta"] = torch.as_tensor(theta_rad, dtype=torch.float32, device=self.device)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if precision == "bf16"
                     else nullcontext())

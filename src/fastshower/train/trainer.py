@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 #: Environment variable naming a directory where each rank writes its final weight hash and the dataset
 #: indices it trained on (``rank<R>.json``); a debugging aid used by the DDP test.
 DEBUG_DUMP_ENV = "FASTSHOWER_DEBUG_DUMP"
+#: The best generator as a self-contained bundle for generation (see fastshower.models.bundle).
+BUNDLE = "generator.pt"
 
 
 @dataclass
@@ -409,8 +411,26 @@ class Trainer:
         ck.save_checkpoint(self.run_dir / ck.LAST, ckpt)
         if best:
             ck.save_checkpoint(self.run_dir / ck.BEST, ckpt)
+            self._save_bundle()
         if epoch_end and self.cfg.run.keep_epoch_checkpoints:
             ck.save_checkpoint(self.run_dir / f"epoch-{self.epoch:03d}.pt", ckpt)
+
+    def _save_bundle(self) -> None:
+        """The best generator as a bundle (``generator.pt``): what ``fastshower generate`` and export read."""
+        from fastshower.data import inspect_showers
+        from fastshower.models.bundle import save_bundle
+
+        energies = self.dataset.energy_GeV[self.train_idx]
+        thetas = self.dataset.theta_rad[self.train_idx]
+        save_bundle(self.run_dir / BUNDLE, self.gen, model_name=self.cfg.model.name,
+                    cell_shape=tuple(self.dataset.cell_shape), model_config=dict(self.options),
+                    transform_power=self.transform.power, transform_scale=self.transform.scale,
+                    energy_range_GeV=(float(energies.min()), float(energies.max())),
+                    theta_range_rad=(float(thetas.min()), float(thetas.max())), particles=list(self.particles),
+                    geometry=inspect_showers(self.cfg.data.path)["attrs"].get("geometry", {}),
+                    provenance={"run_dir": str(self.run_dir), "epoch": self.best_epoch, "step": self.step,
+                                "best_score": self.best_score, "data": str(self.cfg.data.path),
+                                "config": self.cfg.to_dict()})
 
     def _dump(self) -> None:
         if not self.dump_dir:
