@@ -93,8 +93,13 @@ class ShowerSampler:
                                                      allow_extrapolation)), axis=0)
 
     def iter_batches(self, energy_GeV: np.ndarray, theta_rad: np.ndarray, seed: int = 0, batch_size: int = 128,
-                     precision: str = "fp32", allow_extrapolation: bool = False) -> Iterator[np.ndarray]:
-        """Yield showers in batches of ``batch_size`` (constant memory for any N)."""
+                     precision: str = "fp32", allow_extrapolation: bool = False,
+                     first: int = 0) -> Iterator[np.ndarray]:
+        """Yield showers in batches of ``batch_size`` (constant memory for any N).
+
+        ``first`` is the index of the first shower in the run, so that a slice of a run gets the same noise as
+        the run itself (used to resume or to skip finished batches).
+        """
         if precision not in PRECISIONS:
             raise ConfigError(f"--precision '{precision}': expected one of {', '.join(PRECISIONS)}")
         if batch_size < 1:
@@ -103,7 +108,8 @@ class ShowerSampler:
         noise = _NoiseStream(int(seed), self.bundle.latent_dim)
         for start in range(0, energy_GeV.shape[0], batch_size):
             stop = min(start + batch_size, energy_GeV.shape[0])
-            yield self._generate(noise.take(start, stop), energy_GeV[start:stop], theta_rad[start:stop], precision)
+            yield self._generate(noise.take(first + start, first + stop), energy_GeV[start:stop],
+                                 theta_rad[start:stop], precision)
 
     @torch.inference_mode()
     def _generate(self, noise: torch.Tensor, energy_GeV: np.ndarray, theta_rad: np.ndarray,
@@ -119,6 +125,22 @@ class ShowerSampler:
         transformed = out.float().clamp_min(0.0)[:, 0]
         cells = (transformed / self.bundle.transform_scale) ** (1.0 / self.bundle.transform_power)
         return cells.cpu().numpy()
+
+
+def generate_like(reference: str | Path, model: str | Path, out: str | Path, seed: int = 1,
+                  precision: str = "bf16") -> Path:
+    """Generate one shower per shower of the ``reference`` file, at its energies (and angles for angle models),
+    into ``out`` (atomic write); used by ``fastshower validate --model``."""
+    from fastshower.data import ShowerData, read_showers, write_showers
+
+    ref = read_showers(reference)
+    sampler = load(model)
+    theta = np.zeros_like(ref.theta_rad) if sampler.energy_only else ref.theta_rad
+    showers = sampler.sample(ref.energy_GeV, theta, seed=seed, precision=precision)
+    attrs = {"geometry": sampler.bundle.geometry or ref.attrs.get("geometry", {}), "generator": str(model),
+             "seed": int(seed)}
+    return write_showers(out, ShowerData(showers, ref.energy_GeV, ref.theta_rad, ref.phi_rad, ref.pdg, attrs=attrs),
+                         overwrite=True)
 
 
 class _NoiseStream:

@@ -1,0 +1,28 @@
+"""``fastshower demo``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fastshower.cli.common import Context
+from fastshower.errors import ConfigError
+
+
+def add_demo(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower demo``."""
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--n", type=int, default=100, help="showers per energy (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=2026, help="run seed (default: %(default)s)")
+
+
+def run_demo(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower demo``; returns the exit code."""
+    from fastshower.demo import run_demo as run_main_job
+
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be >= 1")
+    if args.seed < 0:
+        raise ConfigError(f"--seed {args.seed}: must be >= 0")
+    run_main_job(args.out, n_per_energy=args.n, seed=args.seed)
+    return 0

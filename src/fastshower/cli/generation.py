@@ -1,0 +1,146 @@
+"""``fastshower generate`` (streamed to HDF5), ``fastshower export`` (ONNX) and ``fastshower bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fastshower import __version__
+from fastshower.cli.common import Context, progress
+from fastshower.errors import ConfigError
+
+
+def add_generate(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower generate``."""
+    p.add_argument("--model", required=True, help="generator bundle (.pt) or the name of a shipped model")
+    p.add_argument("--energy", required=True, metavar="GEV",
+                   help="primary energy in GeV: fixed '100', uniform range '10:510' or list '10,50,100'")
+    p.add_argument("--theta", default="0", metavar="DEG", help="incidence angle in degrees (angle models only)")
+    p.add_argument("--particle", default="e-", help="e-, e+, gamma, pi0 (must be one the model was trained on)")
+    p.add_argument("--n", type=int, required=True, help="number of showers")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (written atomically, resumable)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the conditions and the noise (default: 1)")
+    p.add_argument("--batch", type=int, default=128, help="showers per forward pass (default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="default: %(default)s")
+    p.add_argument("--allow-extrapolation", action="store_true",
+                   help="generate outside the model's training range of energy/angle")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def plan_conditions(args: argparse.Namespace) -> Any:
+    """The primaries (energy, theta) as the Monte Carlo would draw them for the same seed and options."""
+    from fastshower.mc.production import parse_values, particle_name, plan_primaries
+
+    particle = particle_name(args.particle)
+    return plan_primaries(particle, parse_values(args.energy, "--energy"), parse_values(args.theta, "--theta"),
+                          parse_values("0", "--phi"), args.n, args.seed)
+
+
+def run_generate(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower generate``; returns the exit code."""
+    import fastshower
+    from fastshower.data import ShowerData, ShowerWriter
+
+    out: Path = args.out
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    if args.n < 1 or args.batch < 1:
+        raise ConfigError("--n and --batch: must be >= 1")
+    sampler = fastshower.load(args.model)
+    primaries = plan_conditions(args)
+    if int(primaries.pdg[0]) not in sampler.bundle.particles:
+        raise ConfigError(f"--particle {args.particle}: the model was trained on PDG {sampler.bundle.particles}")
+    sampler.check_conditions(primaries.energy_GeV, primaries.theta_rad, args.allow_extrapolation)
+    request = {"model": str(args.model), "energy_GeV": args.energy, "theta_deg": args.theta, "n": args.n,
+               "batch": args.batch, "precision": args.precision, "particle": args.particle}
+    attrs = {"geometry": sampler.bundle.geometry, "seed": int(args.seed), "request": request,
+             "version": __version__, "generator": {k: v for k, v in sampler.bundle.provenance.items()
+                                                   if isinstance(v, int | float | str)}}
+    writer = ShowerWriter(out, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
+    ctx.partial, ctx.total = writer.partial_path, args.n
+    bar = None
+    try:
+        done = writer.done_mask()
+        ctx.saved = int(done.sum())
+        bar = progress(args.n, ctx.saved, args.quiet or not sys.stderr.isatty())
+        start_time, made = time.perf_counter(), 0
+        for start in range(0, args.n, args.batch):
+            stop = min(start + args.batch, args.n)
+            if done[start:stop].all():
+                continue
+            # noise of shower i depends on (seed, i) only: batches can be skipped or resumed exactly
+            showers = next(sampler.iter_batches(primaries.energy_GeV[start:stop], primaries.theta_rad[start:stop],
+                                                args.seed, args.batch, args.precision, True, first=start))
+            part = primaries.select(start, stop)
+            writer.write(start, ShowerData(showers, part.energy_GeV, part.theta_rad, part.phi_rad, part.pdg))
+            made += stop - start
+            ctx.saved += stop - start
+            bar.update(stop - start)
+        wall = time.perf_counter() - start_time
+        writer.finalize()
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+    ctx.partial = None
+    rate = f"{wall / made * 1000:.2f} ms per shower" if made else "nothing to do"
+    print(f"{out}: {args.n} showers from {args.model} ({args.precision}, batch {args.batch}); {rate}")
+    return 0
+
+
+def add_export(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower export``."""
+    p.add_argument("--model", required=True, help="generator bundle (.pt) or the name of a shipped model")
+    p.add_argument("--onnx", required=True, type=Path, help="output ONNX file")
+
+
+def run_export(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower export``; returns the exit code."""
+    import fastshower
+    from fastshower.export import SingleInputGenerator, export_onnx
+
+    sampler = fastshower.load(args.model)
+    report = export_onnx(sampler.bundle, args.onnx)
+    wrapper = SingleInputGenerator(sampler.bundle)
+    print(f"{args.onnx}: input 'input' (batch, {wrapper.latent_dim} + {wrapper.n_conditions}) = [latent | E_GeV"
+          f"{' | theta_rad' if wrapper.angle else ''}], output 'showers' (batch, "
+          f"{', '.join(map(str, sampler.cell_shape))}) in GeV; onnxruntime vs torch on {report.n_showers} showers: "
+          f"max abs diff {report.max_abs_diff_GeV:.2g} GeV, max rel diff {report.max_rel_diff:.2g}")
+    return 0
+
+
+def add_bench(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower bench``."""
+    p.add_argument("--model", required=True, help="generator bundle (.pt) or the name of a shipped model")
+    p.add_argument("--batches", default="1,16,128,1024", help="batch sizes (default: %(default)s)")
+    p.add_argument("--write", type=Path, nargs="?", const=Path("benchmarks/RESULTS.md"), metavar="RESULTS_MD",
+                   help="write the results section into this markdown file (default: benchmarks/RESULTS.md)")
+    p.add_argument("--quick", action="store_true", help="short timings (a smoke test, not a measurement)")
+
+
+def run_bench(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower bench``; returns the exit code."""
+    import fastshower
+    from fastshower.bench import run_bench as measure
+    from fastshower.bench import write_results
+
+    try:
+        batches = tuple(int(v) for v in args.batches.split(","))
+    except ValueError:
+        raise ConfigError(f"--batches '{args.batches}': expected comma-separated integers") from None
+    if min(batches) < 1:
+        raise ConfigError(f"--batches '{args.batches}': must be >= 1")
+    result = measure(fastshower.load(args.model), batches=batches, quick=args.quick)
+    section = result.markdown(f"fastshower bench --model {args.model} --batches {args.batches}")
+    print(section)
+    if args.write is not None:
+        print(f"wrote {write_results(section, args.write)}")
+    best = min(result.generation_ms.items(), key=lambda item: item[1])
+    print(f"fastest: {best[0][0]} batch {best[0][1]}: {best[1]:.2f} ms per shower, "
+          f"{result.mc_mean_ms / best[1]:,.0f}x faster than the Monte Carlo (one core) over "
+          f"{result.energy_range_GeV[0]:g}-{result.energy_range_GeV[1]:g} GeV")
+    return 0
+

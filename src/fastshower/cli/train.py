@@ -1,0 +1,46 @@
+"""``fastshower train``: one process, or many under torchrun."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from fastshower.cli.common import Context
+from fastshower.errors import ConfigError
+
+
+def add_train(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower train``."""
+    p.add_argument("--config", type=Path,
+                   help="YAML/TOML training configuration, e.g. configs/3dgan-clic.yaml (with --resume: default "
+                   "the run's resolved_config.yaml)")
+    p.add_argument("--data", help="training shower file (HDF5); overrides data.path")
+    p.add_argument("--out", required=True, type=Path, help="run directory (log.jsonl, last.pt, best.pt)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--epochs", type=int, help="overrides optim.epochs")
+    p.add_argument("--batch-size", type=int, help="showers per batch and process; overrides optim.batch_size")
+    p.add_argument("--lr", type=float, help="learning rate per process; overrides optim.lr")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="overrides run.precision")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides run.device")
+
+
+def run_train(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower train``; returns the exit code."""
+    from fastshower.train import load_config, train
+
+    config_path = args.config
+    if config_path is None:
+        if not args.resume:
+            raise ConfigError("train: --config is required (unless --resume)")
+        config_path = args.out / "resolved_config.yaml"
+    overrides = {key: value for key, value in (
+        ("data.path", args.data), ("optim.epochs", args.epochs), ("optim.batch_size", args.batch_size),
+        ("optim.lr", args.lr), ("run.precision", args.precision), ("run.device", args.device),
+    ) if value is not None}
+    result = train(load_config(config_path, overrides), args.out, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "finished" if result.finished else "stopped (run.max_steps)"
+        best = f", best physics score {result.best_score:.4g}" if result.best_score is not None else ""
+        print(f"{args.out}: {state} at epoch {result.epoch}, step {result.step}{best}")
+    return 0

@@ -1,0 +1,58 @@
+"""``fastshower validate``: compare a candidate sample with a reference; HTML report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from fastshower.cli.common import Context
+from fastshower.errors import ConfigError
+
+
+def add_validate(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower validate``."""
+    p.add_argument("--reference", required=True, type=Path, help="reference shower file (e.g. the Monte Carlo)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--candidate", type=Path, help="shower file to validate (e.g. generated)")
+    what.add_argument("--model", help="generator bundle or shipped model: generate the candidate at the "
+                      "reference's energies and angles (written to OUT/candidate.h5)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (index.html, metrics.json, plots/)")
+    p.add_argument("--reference2", type=Path,
+                   help="independent reference sample for the statistical floor (default: split --reference)")
+    p.add_argument("--energy-bins", default="10,50,100,200,510", metavar="EDGES",
+                   help="primary-energy bin edges in GeV (default: %(default)s)")
+    p.add_argument("--threshold-MeV", type=float, default=0.1, help="cell threshold in MeV (default: 0.1)")
+    p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
+    p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
+
+
+def run_validate(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower validate``; returns the exit code."""
+    from fastshower.validate.report import load_tolerances, run_validation
+
+    try:
+        edges = [float(v) for v in args.energy_bins.split(",")]
+    except ValueError:
+        raise ConfigError(f"--energy-bins '{args.energy_bins}': expected comma-separated numbers in GeV") from None
+    if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
+        raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"{args.out}: exists and is not a directory")
+    candidate = args.candidate
+    if args.model is not None:
+        from fastshower.generate import generate_like
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        candidate = generate_like(args.reference, args.model, args.out / "candidate.h5", seed=args.seed)
+    metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
+                             energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
+                             tolerances=load_tolerances(args.tolerances), classifier=not args.no_classifier,
+                             seed=args.seed)
+    failed = [r for r in metrics["summary"] if r["pass"] is False]
+    print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
+          f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")
+    return 0
+
