@@ -82,6 +82,7 @@ class RunConfig:
     sync_batchnorm: bool = False
     tensorboard: bool = False
     compile: bool = False
+    channels_last: bool = False
     physics_check_every: int = 1
     physics_check_max_showers: int = 2000
     log_every: int = 10

@@ -158,6 +158,9 @@ class Trainer:
         if ckpt is not None:
             self.gen.load_state_dict(ckpt["generator"])
             self.disc.load_state_dict(ckpt["discriminator"])
+        if run.channels_last:  # NDHWC: oneDNN's preferred layout for 3D convolutions on the CPU
+            self.gen.to(memory_format=torch.channels_last_3d)
+            self.disc.to(memory_format=torch.channels_last_3d)
         self.gen_t = dd.wrap(self.gen, info, run.sync_batchnorm)
         self.disc_t = dd.wrap(self.disc, info, run.sync_batchnorm)
         self.gen, self.disc = dd.unwrap(self.gen_t), dd.unwrap(self.disc_t)  # SyncBatchNorm converts copy
@@ -241,6 +244,8 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Two discriminator and two generator updates on one batch; returns the loss terms."""
         real = batch["showers"].to(self.device, non_blocking=True)
+        if self.cfg.run.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last_3d)
         cond = {k: batch[k].to(self.device) for k in ("energy_GeV", "theta_rad", "particle")}
         n, flip = real.shape[0], self.cfg.optim.label_flip
         ones, zeros = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)

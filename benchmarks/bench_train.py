@@ -1,0 +1,148 @@
+"""Training throughput of the full 3DGAN (25 x 25 x 25) on this machine: fp32 eager baseline vs the optimised
+paths (bf16 autocast, channels-last memory layout, torch.compile), FLOPs per shower and share of the measured
+matmul peak, and data-parallel efficiency (1 process x 2 threads vs 2 processes x 1 thread under torchrun).
+
+Run: ``.venv/bin/python benchmarks/bench_train.py [--write] [--batch 32] [--steps 3]`` (~10 minutes on 2 cores).
+``--write`` replaces the "## Training" section of benchmarks/RESULTS.md. Synthetic showers: speed does not
+depend on the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fastshower.bench import machine_description, matmul_peak_gflops, write_results
+from fastshower.data import ShowerData, write_showers
+from fastshower.train import distributed as dd
+from fastshower.train.config import TrainConfig
+from fastshower.train.trainer import Trainer
+
+VARIANTS = {  # name -> run options
+    "fp32 eager (baseline)": {"precision": "fp32"},
+    "bf16 autocast": {"precision": "bf16"},
+    "bf16 + channels-last": {"precision": "bf16", "channels_last": True},
+    "bf16 + channels-last + torch.compile": {"precision": "bf16", "channels_last": True, "compile": True},
+}
+
+
+def synthetic_file(folder: Path, n: int) -> Path:
+    """MC-like showers: a gamma-distributed longitudinal profile and an exponential transverse spread."""
+    rng = np.random.default_rng(0)
+    energy = rng.uniform(10, 510, n)
+    x = np.arange(25) - 12.0
+    radial = np.exp(-np.hypot(x[:, None], x[None, :]) / 1.5)
+    depth = np.arange(25) + 0.5
+    longitudinal = depth**3 * np.exp(-depth / 3.0)
+    cells = radial[None, :, :, None] * longitudinal[None, None, None, :]
+    cells = cells / cells.sum() * (0.02 * energy)[:, None, None, None]
+    ecal = (cells * rng.gamma(4.0, 0.25, cells.shape)).astype(np.float32)
+    return write_showers(folder / "synthetic.h5", ShowerData(ecal, energy, np.zeros(n), np.zeros(n), np.full(n, 11)))
+
+
+def config(path: Path, batch: int, **run: object) -> TrainConfig:
+    return TrainConfig.from_dict({"model": {"name": "3dgan"}, "data": {"path": str(path), "validation_fraction": 0.1},
+                                  "optim": {"batch_size": batch, "epochs": 1},
+                                  "run": {"device": "cpu", "physics_check_every": 0, **run}})
+
+
+def time_steps(path: Path, folder: Path, batch: int, steps: int, run: dict) -> tuple[float, float | None]:
+    """Seconds per training step (after one warm-up step) and, for fp32, FLOPs per shower of a step."""
+    trainer = Trainer(config(path, batch, **run), folder / f"run-{time.monotonic_ns()}", False,
+                      dd.init_distributed("cpu"), progress=False)
+    data = trainer.dataset.batch(trainer.train_idx[:batch])
+    trainer.train_step(data)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(data)
+    seconds = (time.perf_counter() - start) / steps
+    flops = None
+    if run.get("precision") == "fp32":
+        counter = FlopCounterMode(display=False)
+        with counter:
+            trainer.train_step(data)
+        flops = counter.get_total_flops() / batch
+    trainer.log_file.close()
+    return seconds, flops
+
+
+def ddp_rate(path: Path, folder: Path, batch: int, steps: int, processes: int) -> float:
+    """Showers per second of `fastshower train` with ``processes`` x (2 / processes) threads (from log.jsonl)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = folder / f"ddp{processes}.yaml"
+    cfg.write_text(json.dumps({"model": {"name": "3dgan"}, "data": {"validation_fraction": 0.1},
+                               "optim": {"batch_size": batch, "epochs": 1, "warmup_epochs": 0},
+                               "run": {"precision": "bf16", "device": "cpu", "physics_check_every": 0,
+                                       "log_every": 1, "max_steps": steps + 1}}))
+    out = folder / f"ddp-run{processes}"
+    env = dict(os.environ, OMP_NUM_THREADS=str(2 // processes))
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                    "--master_port", str(port), "-m", "fastshower", "train", "-q", "--config", str(cfg),
+                    "--data", str(path), "--out", str(out)], check=True, env=env, capture_output=True)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps_ = [r for r in records if r.get("kind") == "step"]
+    # showers_per_s is cumulative since the epoch began: difference it to leave out the warm-up step
+    done = [r["step"] * batch * processes for r in steps_]
+    elapsed = [n / r["showers_per_s"] for n, r in zip(done, steps_, strict=True)]
+    return (done[-1] - done[0]) / (elapsed[-1] - elapsed[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--skip-ddp", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = synthetic_file(folder, 4 * args.batch)
+        rows, base, flops = [], None, None
+        for name, run in VARIANTS.items():
+            seconds, counted = time_steps(path, folder, args.batch, args.steps, run)
+            flops = counted or flops
+            base = base or seconds
+            rows.append((name, seconds, run))
+            print(f"{name}: {seconds:.2f} s per step of {args.batch}", flush=True)
+        peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+        ddp = {} if args.skip_ddp else {p: ddp_rate(path, folder, args.batch, args.steps, p) for p in (1, 2)}
+    lines = ["## Training (3DGAN, 25x25x25, CPU)", "",
+             f"Machine: {machine_description()}. Command: `.venv/bin/python benchmarks/bench_train.py --write "
+             f"--batch {args.batch} --steps {args.steps}` (synthetic showers, batch {args.batch}, one training step "
+             "= 2 discriminator + 2 generator updates).", "",
+             f"FLOPs per shower per training step (torch FLOP counter, fp32): {flops / 1e9:.1f} GFLOP. "
+             f"Measured matmul peak: fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s.", "",
+             "| path | s / step | showers / s | speed-up vs fp32 eager | share of matmul peak |",
+             "|---|---|---|---|---|"]
+    for name, seconds, run in rows:
+        rate = args.batch / seconds
+        peak = peaks["fp32" if run["precision"] == "fp32" else "bf16"]
+        lines.append(f"| {name} | {seconds:.2f} | {rate:.2f} | {base / seconds:.2f}x | "
+                     f"{flops * rate / 1e9 / peak:.1%} |")
+    if ddp:
+        lines += ["", "| processes x threads (bf16, torchrun, gloo) | showers / s |", "|---|---|",
+                  f"| 1 x 2 | {ddp[1]:.2f} |", f"| 2 x 1 (DDP) | {ddp[2]:.2f} |", "",
+                  f"DDP efficiency on this machine: {ddp[2] / ddp[1]:.0%} of the single-process throughput with the "
+                  "same cores."]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.write:
+        write_results(section, Path(__file__).parent / "RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
