@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 
 import numpy as np
 
+from fastshower.bench import machine_description
 from fastshower.geometry import load_geometry
 from fastshower.mc.rng import shower_seeds
 from fastshower.mc.simulator import Primaries, Simulator
@@ -27,18 +27,6 @@ _ONE_SHOWER = ("import time; t = time.perf_counter(); import numpy as np;"
                "from fastshower.mc.rng import shower_seeds; s = Simulator(load_geometry('clic')); z = np.zeros(1);"
                "s.run(Primaries(np.full(1, 11), np.ones(1), z, z, z, z), shower_seeds(0, 0, 1));"
                "print(time.perf_counter() - t)")
-
-
-def machine() -> str:
-    """CPU model and core count, as a one-line description."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            found = re.search(r"model name\s*:\s*(.+)", handle.read())
-            model = found.group(1).strip() if found else model
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
 
 
 def cold_start_seconds() -> float:
@@ -65,7 +53,7 @@ def main() -> None:
     text = "\n".join([
         "## Detailed Monte Carlo (CLIC preset, e-, normal incidence, default cuts, one core)",
         "",
-        f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/bench_mc.py --write`.",
+        f"Machine: {machine_description()}. Command: `.venv/bin/python benchmarks/bench_mc.py --write`.",
         "",
         "| E (GeV) | showers | ms / shower | ms / GeV |",
         "|---|---|---|---|",

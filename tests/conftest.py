@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fastshower.data import ShowerData
 from fastshower.geometry import Calorimeter, Grid, Layer, load_geometry
 from fastshower.materials import material
 from fastshower.mc.simulator import Primaries, Simulator
@@ -27,3 +28,21 @@ def tungsten_block() -> Simulator:
     x0 = material("W").radiation_length_mm
     block = Calorimeter("w-block", (Layer("W", 0.0, "W", x0 / 2),) * 70, Grid(61, 61, 1.0), half_width_mm=300.0)
     return Simulator(block)
+
+
+def synthetic_showers(n: int, shape: tuple[int, int, int] = (8, 8, 8), seed: int = 0,
+                      pdg: tuple[int, ...] | list[int] | None = None, theta_max: float = 0.2) -> ShowerData:
+    """Toy showers: a Gaussian core whose depth grows with ln E, ~2% of E deposited, gamma-smeared cells."""
+    rng = np.random.default_rng(seed)
+    energy = rng.uniform(10.0, 100.0, n)
+    X, Y, Z = shape
+    x = (np.arange(X) - X / 2 + 0.5)[:, None, None]
+    y = (np.arange(Y) - Y / 2 + 0.5)[None, :, None]
+    z = np.arange(Z)[None, None, :]
+    images = []
+    for e in energy:
+        core = np.exp(-((z - 1.0 - np.log(e)) ** 2) / 8.0) * np.exp(-(x**2 + y**2) / 2.0)
+        images.append(core / core.sum() * 0.02 * e * rng.gamma(50.0, 1 / 50.0, size=shape))
+    theta = rng.uniform(0.0, theta_max, n)
+    codes = np.resize(np.asarray(pdg or [11]), n)
+    return ShowerData(np.asarray(images, np.float32), energy, theta, np.zeros(n), codes)

@@ -6,25 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import synthetic_showers
 from fastshower.data import ShowerData, write_showers
 from fastshower.data.dataset import ResumableSampler, ShowerDataset, ShowerTransform, split_indices
 from fastshower.errors import ConfigError
 
 
 def synth(n: int, shape: tuple[int, int, int] = (8, 8, 8), seed: int = 0, pdg: list[int] | None = None) -> ShowerData:
-    """Toy showers: a Gaussian core whose depth grows with ln E, ~2% of E deposited, gamma-smeared cells."""
-    rng = np.random.default_rng(seed)
-    energy = rng.uniform(10.0, 100.0, n)
-    X, Y, Z = shape
-    x = (np.arange(X) - X / 2 + 0.5)[:, None, None]
-    y = (np.arange(Y) - Y / 2 + 0.5)[None, :, None]
-    z = np.arange(Z)[None, None, :]
-    images = []
-    for e in energy:
-        core = np.exp(-((z - 1.0 - np.log(e)) ** 2) / 8.0) * np.exp(-(x**2 + y**2) / 2.0)
-        images.append(core / core.sum() * 0.02 * e * rng.gamma(50.0, 1 / 50.0, size=shape))
-    codes = np.resize(np.asarray(pdg or [11]), n)
-    return ShowerData(np.asarray(images, np.float32), energy, rng.uniform(0, 0.1, n), np.zeros(n), codes)
+    return synthetic_showers(n, shape, seed, pdg, theta_max=0.1)
 
 
 def test_transform_inverse_is_exact_to_float_precision() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import synthetic_showers
 from fastshower.cli import main
 from fastshower.data import ShowerData, write_showers
 from fastshower.errors import ConfigError, DataFormatError
@@ -21,19 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def synth(n: int, shape: tuple[int, int, int] = (8, 8, 8), seed: int = 0, pdg: tuple[int, ...] = (11,)) -> ShowerData:
-    """Toy showers: a Gaussian core whose depth grows with ln E, ~2% of E deposited, gamma-smeared cells."""
-    rng = np.random.default_rng(seed)
-    energy = rng.uniform(10.0, 100.0, n)
-    X, Y, Z = shape
-    x = (np.arange(X) - X / 2 + 0.5)[:, None, None]
-    y = (np.arange(Y) - Y / 2 + 0.5)[None, :, None]
-    z = np.arange(Z)[None, None, :]
-    images = []
-    for e in energy:
-        core = np.exp(-((z - 1.0 - np.log(e)) ** 2) / 8.0) * np.exp(-(x**2 + y**2) / 2.0)
-        images.append(core / core.sum() * 0.02 * e * rng.gamma(50.0, 1 / 50.0, size=shape))
-    theta = rng.uniform(0.0, 0.2, n)
-    return ShowerData(np.asarray(images, np.float32), energy, theta, np.zeros(n), np.resize(np.asarray(pdg), n))
+    return synthetic_showers(n, shape, seed, pdg)
 
 
 @pytest.fixture(scope="module")
