@@ -233,14 +233,16 @@ def test_demo_command_passes_arguments(monkeypatch, tmp_path):
     import fastshower.demo
 
     seen = {}
-    monkeypatch.setattr(fastshower.demo, "run_demo", lambda out, n_per_energy, seed: seen.update(
-        out=out, n=n_per_energy, seed=seed))
+    monkeypatch.setattr(fastshower.demo, "run_demo", lambda out, n_per_energy, seed, model: seen.update(
+        out=out, n=n_per_energy, seed=seed, model=model))
     assert main(["demo", "--out", str(tmp_path / "d"), "--n", "7"]) == 0
-    assert seen == {"out": tmp_path / "d", "n": 7, "seed": 2026}
+    assert seen == {"out": tmp_path / "d", "n": 7, "seed": 2026, "model": "3dgan-clic-electrons"}
+    assert main(["demo", "--out", str(tmp_path / "d"), "--mc-only"]) == 0
+    assert seen["model"] is None
 
 
 def test_run_demo(tmp_path, capsys):
-    result = run_demo(tmp_path / "demo", n_per_energy=3, energies=(1, 2))
+    result = run_demo(tmp_path / "demo", n_per_energy=3, energies=(1, 2), model=None)
     h5, png = Path(result["h5"]), Path(result["png"])
     assert h5 == tmp_path / "demo" / "mc_demo.h5" and png == tmp_path / "demo" / "mc_demo.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -257,3 +259,24 @@ def test_run_demo(tmp_path, capsys):
         assert profile.shape == (25,) and abs(profile.sum() - 1) < 1e-6
     table = capsys.readouterr().out
     assert "sampling fraction" in table and "longitudinal profile" in table
+
+
+def test_run_demo_compares_with_a_model(tmp_path, capsys):
+    import torch
+
+    from fastshower.models import build_model
+    from fastshower.models.bundle import save_bundle
+
+    torch.manual_seed(0)
+    pair = build_model("3dgan", (25, 25, 25))
+    bundle = save_bundle(tmp_path / "g.pt", pair.generator, model_name="3dgan", cell_shape=(25, 25, 25),
+                         model_config=pair.config, transform_power=0.85, transform_scale=1.0,
+                         energy_range_GeV=(1.0, 2.0))
+    result = run_demo(tmp_path / "demo", n_per_energy=12, energies=(1, 2), model=str(bundle))
+    model = result["model"]
+    assert model["speedup"] > 0 and model["gen_ms_per_shower"] > 0
+    assert Path(model["report"]).is_file() and (tmp_path / "demo" / "gen_demo.h5").is_file()
+    assert [b["label"] for b in model["bins"]] and model["n_checks"] >= model["n_pass"]
+    assert "faster" in capsys.readouterr().out
+    # no model: the Monte Carlo part alone, with a note
+    assert run_demo(tmp_path / "demo2", n_per_energy=2, energies=(1,), model="no-such-model")["model"] is None

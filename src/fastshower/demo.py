@@ -1,7 +1,9 @@
-"""``fastshower demo``: a small Monte Carlo sample at a few energies, a summary table and a figure.
+"""``fastshower demo``, the main job: the detailed Monte Carlo and the shipped fast model, side by side.
 
-Until the GAN lands, the demo exercises the detailed Monte Carlo: electrons at normal incidence on the
-``clic`` calorimeter, simulated on all cores, written to ``mc_demo.h5`` and plotted to ``mc_demo.png``.
+1. Simulate a small, independent Monte Carlo reference sample (electrons at normal incidence on the ``clic``
+   calorimeter, a few energies) on all cores: ``mc_demo.h5``, a summary table and ``mc_demo.png``.
+2. Generate the same showers with the shipped model (``gen_demo.h5``), time both, and print the speed-up.
+3. Validate the generated sample against the Monte Carlo: ``report/index.html`` and the key metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastshower.mc.simulator import LEDGER_KEYS, Primaries, available_energy_GeV
 
 GEOMETRY = "clic"
 PDG_ELECTRON = 11
+DEFAULT_MODEL = "3dgan-clic-electrons"
 
 
 def run_demo(
@@ -33,6 +36,7 @@ def run_demo(
     n_per_energy: int = 100,
     energies: Sequence[float] = (10, 50, 100),
     seed: int = 2026,
+    model: str | None = DEFAULT_MODEL,
 ) -> dict[str, Any]:
     """Simulate ``n_per_energy`` electrons at each energy (GeV), write ``mc_demo.h5`` and ``mc_demo.png``
     into ``out_dir``, print a summary table and return its numbers.
@@ -41,6 +45,8 @@ def run_demo(
     "energy_GeV", "n", "showers_per_s", "ms_per_shower" (wall clock, all workers), "sampling_fraction" and
     "sampling_fraction_std" (sensor / available energy, per shower), "resolution" (std / mean of the summed
     image), "max_ledger_error" (relative) and "longitudinal_profile" (mean fraction of the deposit per layer).
+    With a ``model`` (a bundle path or shipped name; None or absent: Monte Carlo only), also "model": the
+    generation timing, the speed-up and the validation's key metrics (see :func:`compare_with_model`).
     """
     n = int(n_per_energy)
     energies = [float(e) for e in energies]
@@ -101,7 +107,67 @@ def run_demo(
     result = {"h5": str(h5_path), "png": str(png_path), "workers": workers, "geometry": GEOMETRY,
               "per_energy": per_energy}
     _print_table(result)
+    if model is not None:
+        result["model"] = compare_with_model(model, h5_path, out_dir, per_energy, seed)
     return result
+
+
+def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_rows: list[dict[str, Any]],
+                       seed: int) -> dict[str, Any] | None:
+    """Generate the reference's showers with ``model``, print the speed-up and validate; None without a model."""
+    from fastshower.generate import generate_like, load, resolve_model
+    from fastshower.validate.report import run_validation
+
+    try:
+        resolve_model(model)
+    except ConfigError as err:
+        print(f"no fast model to compare with: {err}")
+        return None
+    sampler = load(model)
+    sampler.sample(energy=mc_rows[0]["energy_GeV"], n=8, seed=seed, precision="bf16")  # warm-up (kernel choice)
+    t0 = time.perf_counter()
+    gen_path = generate_like(reference, model, out_dir / "gen_demo.h5", seed=seed, precision="bf16")
+    n_total = sum(r["n"] for r in mc_rows)
+    gen_ms = (time.perf_counter() - t0) * 1000.0 / n_total
+    mc_ms = float(np.mean([r["ms_per_shower"] for r in mc_rows]))
+    energies = [r["energy_GeV"] for r in mc_rows]
+    edges = _bin_edges(energies)
+    metrics = run_validation(reference, gen_path, out_dir / "report", energy_edges=edges, seed=seed)
+    out = {"model": str(model), "gen_ms_per_shower": gen_ms, "mc_ms_per_shower": mc_ms, "speedup": mc_ms / gen_ms,
+           "report": str(out_dir / "report" / "index.html"), "passed": metrics["passed"],
+           "n_checks": len(metrics["summary"]),
+           "n_pass": sum(1 for r in metrics["summary"] if r["pass"] is True), "bins": []}
+    for b in metrics["bins"]:
+        if "metrics" not in b:
+            continue
+        m, f = b["metrics"], b["floor"]
+        out["bins"].append({"label": b["label"], "response_rel_diff": m["response"]["response_rel_diff"],
+                            "response_floor": f["response"]["response_rel_diff"],
+                            "long_profile_err": m["mean_rel_err"]["long_profile"],
+                            "long_profile_floor": f["mean_rel_err"]["long_profile"]})
+    out["classifier"] = {level: (res["value"]["auc"], res["floor"]["auc"])
+                         for level, res in metrics.get("classifier", {}).items()}
+    _print_model(out)
+    return out
+
+
+def _bin_edges(energies: list[float]) -> list[float]:
+    """Energy bins that each hold one demo energy: geometric midpoints, widened at the ends."""
+    points = sorted(energies)
+    mids = [float(np.sqrt(a * b)) for a, b in zip(points, points[1:], strict=False)]
+    return [points[0] / 2.0, *mids, points[-1] * 2.0]
+
+
+def _print_model(out: dict[str, Any]) -> None:
+    print(f"fast model {out['model']}: {out['gen_ms_per_shower']:.2f} ms per shower (bf16, 2 threads) vs the "
+          f"Monte Carlo's {out['mc_ms_per_shower']:.1f} ms (all cores): {out['speedup']:,.0f}x faster")
+    print(f"{'bin [GeV]':>12} {'response diff':>14} {'(MC floor)':>11} {'long. profile err':>18} {'(MC floor)':>11}")
+    for b in out["bins"]:
+        print(f"{b['label']:>12} {b['response_rel_diff']:>14.3f} {b['response_floor']:>11.3f} "
+              f"{b['long_profile_err']:>18.3f} {b['long_profile_floor']:>11.3f}")
+    for level, (auc, floor) in out["classifier"].items():
+        print(f"classifier AUC ({level}-level inputs): {auc:.3f} (MC vs MC: {floor:.3f}; 0.5 = indistinguishable)")
+    print(f"validation: {out['n_pass']} of {out['n_checks']} checks pass; report: {out['report']}")
 
 
 def _summary(energy: float, images: np.ndarray, ledger: dict[str, np.ndarray], wall: float) -> dict[str, Any]:

@@ -14,6 +14,9 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--n", type=int, default=100, help="showers per energy (default: %(default)s)")
     p.add_argument("--seed", type=int, default=2026, help="run seed (default: %(default)s)")
+    p.add_argument("--model", default="3dgan-clic-electrons",
+                   help="fast model to compare with the Monte Carlo: a bundle or shipped name (default: %(default)s)")
+    p.add_argument("--mc-only", action="store_true", help="the Monte Carlo part only")
 
 
 def run_demo(args: argparse.Namespace, ctx: Context) -> int:
@@ -24,5 +27,5 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         raise ConfigError(f"--n {args.n}: must be >= 1")
     if args.seed < 0:
         raise ConfigError(f"--seed {args.seed}: must be >= 0")
-    run_main_job(args.out, n_per_energy=args.n, seed=args.seed)
+    run_main_job(args.out, n_per_energy=args.n, seed=args.seed, model=None if args.mc_only else args.model)
     return 0
