@@ -107,3 +107,20 @@ def test_auc_tolerance_follows_the_test_sample_size():
     # Mann-Whitney null: 80 + 80 test showers -> sigma ~0.046, so an AUC of 0.58 is not significant
     assert abs(auc_null_sigma(160) - 0.0458) < 0.001
     assert auc_null_sigma(20000) < 0.005
+
+
+def test_angle_bins_are_added_after_the_energy_bins(tmp_path) -> None:
+    data = toy_showers(120, seed=4)
+    rng = np.random.default_rng(0)
+    inclined = ShowerData(data.ecal, data.energy_GeV, np.radians(rng.uniform(0, 40, 120)), data.phi_rad, data.pdg,
+                          attrs=data.attrs)
+    path = write_showers(tmp_path / "inclined.h5", inclined)
+    metrics = run_validation(path, path, tmp_path / "r", energy_edges=(1, 5), classifier=False,
+                             theta_edges_deg=(0, 20, 40))
+    labels = [b["label"] for b in metrics["bins"]]
+    assert labels == ["all", "1-5 GeV", "theta 0-20 deg", "theta 20-40 deg"]
+    low, high = metrics["bins"][2]["n"]["cand"], metrics["bins"][3]["n"]["cand"]
+    assert low + high == 120 and low > 30 and high > 30
+    assert (tmp_path / "r" / "plots" / "longitudinal_theta1.png").is_file()
+    with pytest.raises(ConfigError, match="angle bins"):
+        run_validation(path, path, tmp_path / "r2", energy_edges=(1, 5), classifier=False, theta_edges_deg=(20, 0))

@@ -23,6 +23,8 @@ def add_validate(p: argparse.ArgumentParser) -> None:
                    help="independent reference sample for the statistical floor (default: split --reference)")
     p.add_argument("--energy-bins", default="10,50,100,200,510", metavar="EDGES",
                    help="primary-energy bin edges in GeV (default: %(default)s)")
+    p.add_argument("--theta-bins", metavar="EDGES",
+                   help="also compare per incidence-angle bin: edges in degrees, e.g. 0,20,40,60")
     p.add_argument("--threshold-MeV", type=float, default=0.1, help="cell threshold in MeV (default: 0.1)")
     p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
@@ -37,6 +39,12 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
         edges = [float(v) for v in args.energy_bins.split(",")]
     except ValueError:
         raise ConfigError(f"--energy-bins '{args.energy_bins}': expected comma-separated numbers in GeV") from None
+    theta_edges = None
+    if args.theta_bins is not None:
+        try:
+            theta_edges = [float(v) for v in args.theta_bins.split(",")]
+        except ValueError:
+            raise ConfigError(f"--theta-bins '{args.theta_bins}': expected comma-separated degrees") from None
     if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
         raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
     if args.out.exists() and not args.out.is_dir():
@@ -50,7 +58,7 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
                              energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
                              tolerances=load_tolerances(args.tolerances), classifier=not args.no_classifier,
-                             seed=args.seed)
+                             seed=args.seed, theta_edges_deg=theta_edges)
     failed = [r for r in metrics["summary"] if r["pass"] is False]
     print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
           f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")

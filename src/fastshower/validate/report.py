@@ -245,8 +245,11 @@ def run_validation(
     classifier: bool = True,
     seed: int = 1,
     plots: bool = True,
+    theta_edges_deg: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Compute every metric, write ``out/metrics.json``, ``out/index.html`` and ``out/plots/*.png``.
+
+    Bins: all showers, each energy bin, and (with ``theta_edges_deg``) each incidence-angle bin over all energies.
 
     Returns the metrics dict (as written to JSON). Raises ``DataFormatError`` for unreadable or incompatible
     files, ``ConfigError`` for bad options.
@@ -282,10 +285,9 @@ def run_validation(
     sub = {k: obs[k].select(idx[k]) for k in ("ref", "cand", "floor")}
 
     bins: list[dict[str, Any]] = []
-    which = {k: bin_by_energy(o.energy_GeV, edges) for k, o in sub.items()}
-    ranges = [(f"{a:g}-{b:g} GeV", i) for i, (a, b) in enumerate(zip(edges, edges[1:], strict=False))]
-    for label, i in [("all", None), *ranges]:
-        part = {k: (o if i is None else o.select(which[k] == i)) for k, o in sub.items()}
+    selections = bin_selections(sub, edges, theta_edges_deg)
+    for label, _, masks in selections:
+        part = {k: (o if masks is None else o.select(masks[k])) for k, o in sub.items()}
         entry: dict[str, Any] = {"label": label, "n": {k: len(o) for k, o in part.items()}}
         entry["response"] = {k: response(o) for k, o in part.items()}
         if min(len(o) for o in part.values()) >= 2:
@@ -305,6 +307,7 @@ def run_validation(
         "threshold_GeV": threshold_GeV,
         "spatial_unit": obs["ref"].spatial_unit,
         "energy_edges_GeV": edges,
+        "theta_edges_deg": None if theta_edges_deg is None else [float(t) for t in theta_edges_deg],
         "tolerances": tol,
         "seed": seed,
         "summary": summary,
@@ -314,7 +317,7 @@ def run_validation(
     }
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    images = _make_plots(sub, which, ranges, edges, bins, out / "plots") if plots else []
+    images = _make_plots(sub, selections, edges, bins, out / "plots") if plots else []
     metrics["seconds"] = time.perf_counter() - t_start
     logger.info("figures done after %.1f s", metrics["seconds"])
     write_json_atomic(out / "metrics.json", metrics)
@@ -322,7 +325,25 @@ def run_validation(
     return _clean(metrics)
 
 
-def _make_plots(sub: dict[str, Observables], which: dict[str, np.ndarray], ranges: list[tuple[str, int]],
+def bin_selections(sub: dict[str, Observables], energy_edges: Sequence[float],
+                   theta_edges_deg: Sequence[float] | None = None
+                   ) -> list[tuple[str, str, dict[str, np.ndarray] | None]]:
+    """(label, file tag, per-sample boolean masks) of every bin: all, the energy bins, then the angle bins."""
+    out: list[tuple[str, str, dict[str, np.ndarray] | None]] = [("all", "all", None)]
+    which = {k: bin_by_energy(o.energy_GeV, energy_edges) for k, o in sub.items()}
+    for i, (a, b) in enumerate(zip(energy_edges, energy_edges[1:], strict=False)):
+        out.append((f"{a:g}-{b:g} GeV", f"bin{i}", {k: w == i for k, w in which.items()}))
+    if theta_edges_deg is not None:
+        t_edges = [float(t) for t in theta_edges_deg]
+        if len(t_edges) < 2 or any(b <= a for a, b in zip(t_edges, t_edges[1:], strict=False)):
+            raise ConfigError(f"angle bins {t_edges}: need at least two increasing edges (degrees)")
+        which_t = {k: bin_by_energy(np.degrees(o.theta_rad), t_edges) for k, o in sub.items()}
+        for i, (a, b) in enumerate(zip(t_edges, t_edges[1:], strict=False)):
+            out.append((f"theta {a:g}-{b:g} deg", f"theta{i}", {k: w == i for k, w in which_t.items()}))
+    return out
+
+
+def _make_plots(sub: dict[str, Observables], selections: list[tuple[str, str, dict[str, np.ndarray] | None]],
                 edges: list[float], bins: list[dict[str, Any]], folder: Path) -> list[tuple[str, Path]]:
     import matplotlib.pyplot as plt
 
@@ -336,18 +357,18 @@ def _make_plots(sub: dict[str, Observables], which: dict[str, np.ndarray], range
         plt.close(fig)
         written.append((caption, path))
 
-    filled = [b for b in bins[1:] if min(b["n"].values()) >= 2]
+    energy_bins = bins[1:len(edges)]  # after "all"; angle bins (if any) follow them
+    filled = [b for b in energy_bins if min(b["n"].values()) >= 2]
     if filled:
-        keep = [i for i, b in enumerate(bins[1:]) if min(b["n"].values()) >= 2]
+        keep = [i for i, b in enumerate(energy_bins) if min(b["n"].values()) >= 2]
         fig = plot_response_vs_energy([edges[i] for i in keep] + [edges[keep[-1] + 1]],
                                       [b["response"]["ref"] for b in filled],
                                       [b["response"]["cand"] for b in filled])
         save(fig, "sampling_fraction_vs_energy", "mean sampling fraction vs energy")
-    for label, i in [("all", None), *ranges]:
-        part = {k: (o if i is None else o.select(which[k] == i)) for k, o in sub.items()}
+    for label, tag, masks in selections:
+        part = {k: (o if masks is None else o.select(masks[k])) for k, o in sub.items()}
         if min(len(part["ref"]), len(part["cand"])) < 2:
             continue
-        tag = "all" if i is None else f"bin{i}"
         for stem, fn in BIN_FIGURES.items():
             save(fn(part["ref"], part["cand"], label), f"{stem}_{tag}", f"{stem.replace('_', ' ')}, {label}")
     return written
