@@ -74,6 +74,7 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
     os.close(handle)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
