@@ -94,6 +94,8 @@ def ddp_rate(path: Path, folder: Path, batch: int, steps: int, processes: int) -
                     "--data", str(path), "--out", str(out)], check=True, env=env, capture_output=True)
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steps_ = [r for r in records if r.get("kind") == "step"]
+    if len(steps_) < 2:
+        raise RuntimeError(f"{out}: only {len(steps_)} logged step(s); give the benchmark more data")
     # showers_per_s is cumulative since the epoch began: difference it to leave out the warm-up step
     done = [r["step"] * batch * processes for r in steps_]
     elapsed = [n / r["showers_per_s"] for n, r in zip(done, steps_, strict=True)]
@@ -110,7 +112,8 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = synthetic_file(folder, 4 * args.batch)
+        # enough showers for steps + 1 full batches on each of 2 processes within one epoch (90 % train split)
+        path = synthetic_file(folder, int(2 * (args.steps + 2) * args.batch / 0.9) + 1)
         rows, base, flops = [], None, None
         for name, run in VARIANTS.items():
             seconds, counted = time_steps(path, folder, args.batch, args.steps, run)

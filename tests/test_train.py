@@ -184,3 +184,12 @@ def test_cli_train(tiny_file, tmp_path, capsys) -> None:
     assert main(["train", "--out", str(out), "--resume", "--lr", "0.5"]) == 2
     assert "optim.lr is 0.001 in the checkpoint but 0.5 now" in capsys.readouterr().err
     assert main(args[:-2] + ["--batch-size", "4", "--resume"]) == 0
+
+
+def test_bundle_energy_range_comes_from_the_production_request() -> None:
+    from fastshower.train.trainer import _energy_range
+
+    energies = np.array([10.06, 250.0, 509.97])
+    assert _energy_range({"request": {"energy_GeV": "10:510"}}, energies) == (10.0, 510.0)
+    assert _energy_range({"request": {"energy_GeV": "10,50"}}, energies) == (10.06, 509.97)
+    assert _energy_range({}, energies) == (10.06, 509.97)

@@ -154,7 +154,7 @@ def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_row
 def _bin_edges(energies: list[float]) -> list[float]:
     """Energy bins that each hold one demo energy: geometric midpoints, widened at the ends."""
     points = sorted(energies)
-    mids = [float(np.sqrt(a * b)) for a, b in zip(points, points[1:], strict=False)]
+    mids = [float(f"{np.sqrt(a * b):.2g}") for a, b in zip(points, points[1:], strict=False)]  # 22, 71 GeV
     return [points[0] / 2.0, *mids, points[-1] * 2.0]
 
 

@@ -425,14 +425,14 @@ class Trainer:
         from fastshower.data import inspect_showers
         from fastshower.models.bundle import save_bundle
 
-        energies = self.dataset.energy_GeV[self.train_idx]
+        attrs = inspect_showers(self.cfg.data.path)["attrs"]
         thetas = self.dataset.theta_rad[self.train_idx]
         save_bundle(self.run_dir / BUNDLE, self.gen, model_name=self.cfg.model.name,
                     cell_shape=tuple(self.dataset.cell_shape), model_config=dict(self.options),
                     transform_power=self.transform.power, transform_scale=self.transform.scale,
-                    energy_range_GeV=(float(energies.min()), float(energies.max())),
+                    energy_range_GeV=_energy_range(attrs, self.dataset.energy_GeV[self.train_idx]),
                     theta_range_rad=(float(thetas.min()), float(thetas.max())), particles=list(self.particles),
-                    geometry=inspect_showers(self.cfg.data.path)["attrs"].get("geometry", {}),
+                    geometry=attrs.get("geometry", {}),
                     provenance={"run_dir": str(self.run_dir), "epoch": self.best_epoch, "step": self.step,
                                 "best_score": self.best_score, "data": str(self.cfg.data.path),
                                 "config": self.cfg.to_dict()})
@@ -446,3 +446,16 @@ class Trainer:
                   "weights_sha256": ck.state_hash(self.gen, self.disc), "indices": self.seen,
                   "train_indices": self.train_idx.tolist()}
         (out / f"rank{self.info.rank}.json").write_text(json.dumps(record))
+
+
+def _energy_range(attrs: dict[str, Any], energies: Any) -> tuple[float, float]:
+    """The energy range the training data was drawn from: the production request's ``A:B`` (e.g. 10:510 GeV)
+    when the file records one, else the smallest and largest training energy."""
+    spec = str(attrs.get("request", {}).get("energy_GeV", "")) if isinstance(attrs.get("request"), dict) else ""
+    low, sep, high = spec.partition(":")
+    try:
+        if sep:
+            return float(low), float(high)
+    except ValueError:
+        pass
+    return float(energies.min()), float(energies.max())
