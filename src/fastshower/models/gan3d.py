@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models.layers import Conv3d, Dropout
+from fastshower.models.layers import Conv3d
 from fastshower.models.registry import GanPair, register
 
 MIN_CELLS = 8
@@ -228,7 +228,7 @@ class Discriminator3D(nn.Module):
             _same((5, 5, 5)),
             Conv3d(1, 32, 5),
             nn.LeakyReLU(leaky_slope),
-            Dropout(dropout),
+            nn.Dropout(dropout),
         ]
         c_in = 32
         for p in (2, 2, 1):  # as in the original EcalEnergyGan discriminator
@@ -237,7 +237,7 @@ class Discriminator3D(nn.Module):
                 Conv3d(c_in, 8, 5),
                 nn.LeakyReLU(leaky_slope),
                 nn.BatchNorm3d(8, **_BN),
-                Dropout(dropout),
+                nn.Dropout(dropout),
             ]
             c_in = 8
         layers += [nn.AvgPool3d(2), nn.Flatten()]
