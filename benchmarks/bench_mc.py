@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-from fastshower.bench import machine_description
+from fastshower.bench import machine_description, write_results
 from fastshower.geometry import load_geometry
 from fastshower.mc.rng import shower_seeds
 from fastshower.mc.simulator import Primaries, Simulator
@@ -67,17 +66,7 @@ def main() -> None:
     ])
     print(text)
     if args.write:
-        path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-        old = "# Benchmark results\n\n"
-        if os.path.exists(path):
-            with open(path) as handle:
-                old = handle.read()
-        pattern = re.compile(r"## Detailed Monte Carlo.*?(?=\n## |\Z)", re.S)
-        new = pattern.sub(text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-        tmp = path + ".tmp"
-        with open(tmp, "w") as handle:
-            handle.write(new)
-        os.replace(tmp, path)
+        write_results(text, os.path.join(os.path.dirname(__file__), "RESULTS.md"))
 
 
 if __name__ == "__main__":

@@ -57,9 +57,7 @@ class MaterialTables:
 def electron_cut_MeV(material: Material, settings: PhysicsSettings) -> float:
     """Kinetic energy whose electron CSDA range equals the range cut (bounded below by min_cut_MeV)."""
     grid = np.geomspace(settings.min_cut_MeV, 1e4, 800)
-    dedx = electron_stopping_power_MeV_mm(material, grid)
-    csda = np.concatenate([[0.0], np.cumsum(np.diff(grid) * 0.5 * (1 / dedx[1:] + 1 / dedx[:-1]))])
-    csda += grid[0] / dedx[0]
+    csda = _csda_range(grid, electron_stopping_power_MeV_mm(material, grid))
     return float(max(settings.min_cut_MeV, np.interp(settings.range_cut_mm, csda, grid)))
 
 

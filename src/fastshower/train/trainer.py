@@ -451,11 +451,9 @@ class Trainer:
 def _energy_range(attrs: dict[str, Any], energies: Any) -> tuple[float, float]:
     """The energy range the training data was drawn from: the production request's ``A:B`` (e.g. 10:510 GeV)
     when the file records one, else the smallest and largest training energy."""
-    spec = str(attrs.get("request", {}).get("energy_GeV", "")) if isinstance(attrs.get("request"), dict) else ""
-    low, sep, high = spec.partition(":")
+    request = attrs.get("request")
+    low, sep, high = str(request.get("energy_GeV", "") if isinstance(request, dict) else "").partition(":")
     try:
-        if sep:
-            return float(low), float(high)
+        return (float(low), float(high)) if sep else (float(energies.min()), float(energies.max()))
     except ValueError:
-        pass
-    return float(energies.min()), float(energies.max())
+        return float(energies.min()), float(energies.max())
