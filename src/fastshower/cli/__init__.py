@@ -24,6 +24,8 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 COMMANDS: dict[str, Command] = {
     "simulate": ("simulate showers with the detailed Monte Carlo into an HDF5 file (resumable)",
                  simulate.add_simulate, simulate.run_simulate),
+    "merge": ("join shower files of the same detector and physics into one", simulate.add_merge,
+              simulate.run_merge),
     "inspect": ("describe a shower file", simulate.add_inspect, simulate.run_inspect),
     "train": ("train a generative model (3DGAN) on a shower file; one process or many under torchrun",
               train.add_train, train.run_train),

@@ -196,6 +196,26 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+# --- merge --------------------------------------------------------------------------------------------
+
+
+def add_merge(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower merge``."""
+    p.add_argument("inputs", nargs="+", type=Path, metavar="FILE",
+                   help="fastshower files of the same detector and physics settings, joined in this order")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def run_merge(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower merge``; returns the exit code."""
+    from fastshower.data import inspect_showers, merge_showers
+
+    out = merge_showers(args.inputs, args.out, overwrite=args.overwrite)
+    print(f"{out}: {inspect_showers(out)['n']} showers from {len(args.inputs)} files")
+    return 0
+
+
 # --- inspect ------------------------------------------------------------------------------------------
 
 

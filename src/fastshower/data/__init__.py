@@ -11,6 +11,7 @@ from fastshower.data.readers import (
     load_binning,
     read_showers,
 )
+from fastshower.data.merge import merge_showers
 from fastshower.data.schema import FORMAT_NAME, LEDGER_KEYS, SCHEMA_VERSION, ShowerData
 from fastshower.data.writer import ShowerWriter, partial_path, write_showers
 
@@ -25,6 +26,7 @@ __all__ = [
     "inspect_showers",
     "iter_showers",
     "load_binning",
+    "merge_showers",
     "partial_path",
     "read_showers",
     "write_showers",
