@@ -126,6 +126,17 @@ def test_resume_mid_epoch_gives_identical_weights(tiny_file, tmp_path) -> None:
     assert showers.shape == (3, 8, 8, 8) and np.all(showers >= 0)
 
 
+def test_time_limit_stops_at_an_epoch_end_and_resume_finishes_the_run(tiny_file, tmp_path) -> None:
+    # a budget far below one epoch: the first epoch's duration forecasts that a second would not fit
+    stopped = train(tiny_config(tiny_file, time_limit_minutes=1e-6, physics_check_every=0), tmp_path / "t")
+    assert not stopped.finished and (stopped.epoch, stopped.step) == (1, 8)
+    assert load_checkpoint(tmp_path / "t/last.pt")["batch_in_epoch"] == 0
+    resumed = train(tiny_config(tiny_file, physics_check_every=0), tmp_path / "t", resume=True)
+    assert resumed.finished and (resumed.epoch, resumed.step) == (2, 16)
+    with pytest.raises(ConfigError, match="run.time_limit_minutes must be >= 0"):
+        tiny_config(tiny_file, time_limit_minutes=-1.0)
+
+
 def test_angle_model_with_two_particles_trains_and_checks(tmp_path) -> None:
     path = write_showers(tmp_path / "two.h5", synth(12, pdg=(11, 22)))
     cfg = TrainConfig.from_dict({
@@ -176,7 +187,7 @@ def test_cli_train(tiny_file, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     args = ["train", "--config", str(cfg), "--data", str(tiny_file), "--out", str(out), "--batch-size", "4"]
     assert main(args) == 0
-    assert "stopped (run.max_steps) at epoch 0, step 1" in capsys.readouterr().out
+    assert "stopped (run.max_steps or time limit) at epoch 0, step 1" in capsys.readouterr().out
     assert main(args) == 2
     assert "run: exists; pass --resume to continue or choose another --out" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "nothing"), "--resume"]) == 2

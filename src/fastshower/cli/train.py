@@ -23,6 +23,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="learning rate per process; overrides optim.lr")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="overrides run.precision")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides run.device")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after the last epoch expected to end within MINUTES of wall time (resumable); "
+                   "overrides run.time_limit_minutes")
 
 
 def run_train(args: argparse.Namespace, ctx: Context) -> int:
@@ -37,10 +40,11 @@ def run_train(args: argparse.Namespace, ctx: Context) -> int:
     overrides = {key: value for key, value in (
         ("data.path", args.data), ("optim.epochs", args.epochs), ("optim.batch_size", args.batch_size),
         ("optim.lr", args.lr), ("run.precision", args.precision), ("run.device", args.device),
+        ("run.time_limit_minutes", args.time_limit),
     ) if value is not None}
     result = train(load_config(config_path, overrides), args.out, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
-        state = "finished" if result.finished else "stopped (run.max_steps)"
+        state = "finished" if result.finished else "stopped (run.max_steps or time limit)"
         best = f", best physics score {result.best_score:.4g}" if result.best_score is not None else ""
         print(f"{args.out}: {state} at epoch {result.epoch}, step {result.step}{best}")
     return 0

@@ -3,6 +3,7 @@
 Imports nothing from fastshower but ``fastshower.errors``: it sits below the Monte Carlo and the models.
 """
 
+from fastshower.data.merge import merge_showers
 from fastshower.data.readers import (
     BinningSpec,
     CylindricalBinning,
@@ -11,7 +12,6 @@ from fastshower.data.readers import (
     load_binning,
     read_showers,
 )
-from fastshower.data.merge import merge_showers
 from fastshower.data.schema import FORMAT_NAME, LEDGER_KEYS, SCHEMA_VERSION, ShowerData
 from fastshower.data.writer import ShowerWriter, partial_path, write_showers
 

@@ -71,7 +71,9 @@ class LossConfig:
 @dataclass
 class RunConfig:
     """Execution: precision, device, seeds, checkpoints, logging. ``max_steps`` stops (with a checkpoint) after
-    that many global steps, e.g. for smoke tests."""
+    that many global steps, e.g. for smoke tests. ``time_limit_minutes`` (0: none) is a wall-clock budget for a
+    batch-system slot: training stops at the end of the last epoch that is expected to finish inside it (the
+    previous epoch's duration is the forecast), with its checkpoint written; ``--resume`` continues."""
 
     precision: str = "auto"
     device: str = "auto"
@@ -87,6 +89,7 @@ class RunConfig:
     physics_check_max_showers: int = 2000
     log_every: int = 10
     max_steps: int | None = None
+    time_limit_minutes: float = 0.0
 
 
 @dataclass
@@ -183,6 +186,8 @@ def validate(cfg: TrainConfig, source: str = "config") -> None:
     _check(r.physics_check_max_showers >= 1, source, "run.physics_check_max_showers must be >= 1")
     _check(r.log_every >= 1, source, f"run.log_every must be >= 1, got {r.log_every}")
     _check(r.max_steps is None or r.max_steps >= 1, source, "run.max_steps must be >= 1")
+    _check(r.time_limit_minutes >= 0 and math.isfinite(r.time_limit_minutes), source,
+           f"run.time_limit_minutes must be >= 0 (0: no limit), got {r.time_limit_minutes}")
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

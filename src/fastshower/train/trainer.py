@@ -290,7 +290,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        """Train until ``optim.epochs`` (or ``run.max_steps``); checkpoints, logs and the physics check."""
+        """Train until ``optim.epochs`` (or ``run.max_steps`` / ``run.time_limit_minutes``); checkpoints, logs and
+        the physics check."""
         try:
             finished = self._loop()
             self._dump()
@@ -306,7 +307,7 @@ class Trainer:
         self.real_val = None
         if self.info.is_main and run.physics_check_every:
             self.real_val = validation_set(self.dataset, self.val_idx[: run.physics_check_max_showers])
-        last_save = time.monotonic()
+        last_save = started = time.monotonic()
         while self.epoch < epochs:
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.samples_in_epoch)
@@ -341,9 +342,22 @@ class Trainer:
                     last_save = time.monotonic()
             if bar is not None:
                 bar.close()
-            self._end_epoch(sums, time.perf_counter() - t0)
+            epoch_seconds = time.perf_counter() - t0
+            self._end_epoch(sums, epoch_seconds)
             last_save = time.monotonic()
+            if self.epoch < epochs and self._out_of_time(last_save - started, epoch_seconds):
+                return False
         return True
+
+    def _out_of_time(self, elapsed_s: float, epoch_s: float) -> bool:
+        """True when another epoch (forecast: as long as the last one) would end past ``run.time_limit_minutes``;
+        every rank takes rank 0's decision."""
+        limit_s = 60.0 * self.cfg.run.time_limit_minutes
+        stop = dd.broadcast_flag(bool(limit_s) and elapsed_s + epoch_s > limit_s, self.info)
+        if stop and self.info.is_main:
+            logger.info("run.time_limit_minutes (%g): stopping after epoch %d, %.0f s in; --resume continues",
+                        self.cfg.run.time_limit_minutes, self.epoch, elapsed_s)
+        return stop
 
     def _bar(self) -> Any:
         if not (self.progress and self.info.is_main and sys.stderr.isatty()):
