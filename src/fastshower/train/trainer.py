@@ -82,6 +82,8 @@ class Trainer:
         if ckpt is not None:
             self._check_compatible(ckpt)
         self.device = info.device
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN's measured choice of 3D conv kernels pays
         self.dtype = dd.resolve_precision(config.run.precision, self.device)
         self._build_data(ckpt)
         self._build_models(ckpt)
