@@ -14,10 +14,15 @@ def test_flops_per_shower_of_the_original_3dgan(tmp_path):
                        model_config=pair.config, transform_power=1.0, transform_scale=1.0,
                        energy_range_GeV=(10.0, 510.0))
     flops = generator_flops_per_shower(fastshower.load(str(path)))
-    # dense 200x3136 + convolutions 8->64 (6,6,8) on 7x7x8, 64->6 (6,5,8) on 13x14x9, 6->6 (3,3,8) on 26^3,
-    # 6->1 (2,2,2) on 25^3: 2 * 254 M multiply-adds
-    macs = (200 * 3136 + 8 * 64 * 288 * 392 + 64 * 6 * 240 * 13 * 14 * 9 + 6 * 6 * 72 * 26**3 + 6 * 8 * 25**3)
-    assert abs(flops / (2 * macs) - 1) < 0.01
+    # The generator's layers: dense 200x3136 + convolutions 8->64 (6,6,8) on 7x7x8, 64->6 (6,5,8) on 13x14x9,
+    # 6->6 (3,3,8) on 26^3, 6->1 (2,2,2) on 25^3: 254 M multiply-adds. Generation runs their exact rewrite
+    # (fastshower.models.inference): Dense+first convolution as one 200 x 25088 matrix, the two upsampling
+    # convolutions in polyphase form, 64->48 (4,3,5) on 7x7x5 and 6->72 (2,2,4) on 14x14x10, and the last one
+    # on the phases, 72->12 (2,2,2) on 13x13x9: 74 M multiply-adds.
+    original = 200 * 3136 + 8 * 64 * 288 * 392 + 64 * 6 * 240 * 13 * 14 * 9 + 6 * 6 * 72 * 26**3 + 6 * 8 * 25**3
+    rewrite = 200 * 25088 + 64 * 48 * 60 * 7 * 7 * 5 + 6 * 72 * 16 * 14 * 14 * 10 + 72 * 12 * 8 * 13 * 13 * 9
+    assert abs(original / 254e6 - 1) < 0.01
+    assert abs(flops / (2 * rewrite) - 1) < 0.01
 
 
 def test_write_results_replaces_only_its_section(tmp_path):

@@ -49,10 +49,12 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 1.
 
 
 def generator_flops_per_shower(sampler: ShowerSampler) -> float:
-    """FLOPs of one generator forward pass per shower (torch's FLOP counter, batch 8)."""
+    """FLOPs of one forward pass per shower as generation runs it (the exact inference rewrite of the generator,
+    ~3.4x fewer than the generator's own layers for 3DGAN; torch's FLOP counter, batch 8)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     noise = torch.randn(8, sampler.bundle.latent_dim)
+    sampler._generate(noise, np.full(8, 100.0), np.zeros(8), "fp32")  # builds the inference rewrite: not counted
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         sampler._generate(noise, np.full(8, 100.0), np.zeros(8), "fp32")

@@ -21,6 +21,7 @@ from torch import nn
 
 from fastshower.errors import ConfigError
 from fastshower.models.bundle import GeneratorBundle
+from fastshower.models.inference import inference_generator
 
 logger = logging.getLogger(__name__)
 OPSET = 18
@@ -28,11 +29,13 @@ OPSET = 18
 
 class SingleInputGenerator(nn.Module):
     """``[latent | E_GeV (| theta_rad | one-hot)] -> showers (GeV)``: the bundle's generator plus the inverse
-    cell transform, behind one input tensor."""
+    cell transform, behind one input tensor. With ``fast`` (the default, and what is exported) the generator is
+    its exact fp32 rewrite :func:`fastshower.models.inference.inference_generator` (~10x faster in
+    onnxruntime); otherwise the generator as trained."""
 
-    def __init__(self, bundle: GeneratorBundle) -> None:
+    def __init__(self, bundle: GeneratorBundle, fast: bool = True) -> None:
         super().__init__()
-        self.generator = bundle.generator.eval()
+        self.generator = inference_generator(bundle.generator) if fast else bundle.generator.eval()
         self.latent_dim = bundle.latent_dim
         self.angle = bundle.model_name != "3dgan"
         self.n_particles = int(bundle.model_config.get("n_particles", 1))
@@ -71,7 +74,7 @@ def export_onnx(bundle: GeneratorBundle, path: str | Path, check: bool = True) -
     except ImportError:
         raise ConfigError("--onnx needs the optional extra: pip install 'fastshower[onnx]'") from None
     path = Path(path)
-    model = SingleInputGenerator(bundle)
+    model = SingleInputGenerator(bundle).eval()
     example = _example_input(model, bundle, 4, seed=0)
     batch = torch.export.Dim("batch", min=1, max=65536)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,12 +93,13 @@ def export_onnx(bundle: GeneratorBundle, path: str | Path, check: bool = True) -
 
 
 def parity(bundle: GeneratorBundle, path: str | Path, n_showers: int = 16, seed: int = 1) -> ParityReport:
-    """Run the ONNX file with onnxruntime and PyTorch on the same random inputs."""
+    """Run the ONNX file with onnxruntime and PyTorch (the generator as trained, so that the check also covers
+    the exported rewrite) on the same random inputs."""
     try:
         import onnxruntime
     except ImportError:
         raise ConfigError("the ONNX check needs onnxruntime: pip install 'fastshower[onnx]'") from None
-    model = SingleInputGenerator(bundle)
+    model = SingleInputGenerator(bundle, fast=False).eval()
     x = _example_input(model, bundle, n_showers, seed)
     with torch.inference_mode():
         reference = model(x).numpy()

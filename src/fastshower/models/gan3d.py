@@ -136,6 +136,11 @@ class _GeneratorBase(nn.Module):
         (ox, oy, oz), (X, Y, Z) = self._offset, self.cell_shape
         return x[:, :, ox : ox + X, oy : oy + Y, oz : oz + Z]
 
+    def dense_input(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
+                    particle: torch.Tensor | None = None) -> torch.Tensor:
+        """The Dense layer's input for these conditions (each subclass builds its own)."""
+        raise NotImplementedError
+
     def _check_noise(self, noise: torch.Tensor) -> None:
         if noise.dim() != 2 or noise.shape[1] != self.latent_dim:
             raise ValueError(f"noise: shape {tuple(noise.shape)} but (B, {self.latent_dim}) is required")
@@ -167,11 +172,21 @@ class EnergyGenerator(_GeneratorBase):
         theta: torch.Tensor | None = None,
         particle: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
+
+    def dense_input(
+        self,
+        noise: torch.Tensor,
+        energy_GeV: float | torch.Tensor,
+        theta: torch.Tensor | None = None,
+        particle: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The Dense layer's input ``noise * E/100`` (arguments checked as in ``forward``)."""
         if theta is not None or particle is not None:
             raise ValueError("model '3dgan' is conditioned on energy only: theta and particle must be None")
         self._check_noise(noise)
         e = _as_column(energy_GeV, noise.shape[0], noise, "energy_GeV") / 100.0
-        return self._decode(noise * e)
+        return noise * e
 
 
 class AngleGenerator(_GeneratorBase):
@@ -195,6 +210,16 @@ class AngleGenerator(_GeneratorBase):
         theta: float | torch.Tensor | None = None,
         particle: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
+
+    def dense_input(
+        self,
+        noise: torch.Tensor,
+        energy_GeV: float | torch.Tensor,
+        theta: float | torch.Tensor | None = None,
+        particle: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The Dense layer's input ``[E/100, theta, one-hot?, noise]`` (arguments checked as in ``forward``)."""
         self._check_noise(noise)
         n = noise.shape[0]
         if theta is None:
@@ -209,7 +234,7 @@ class AngleGenerator(_GeneratorBase):
                 raise ValueError(f"particle: one-hot of shape ({n}, {self.n_particles}) required, got {got}")
             parts.append(particle.to(noise))
         parts.append(noise)
-        return self._decode(torch.cat(parts, dim=1))
+        return torch.cat(parts, dim=1)
 
 
 class Discriminator3D(nn.Module):
