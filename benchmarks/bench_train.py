@@ -1,8 +1,11 @@
 """Training throughput of the full 3DGAN (25 x 25 x 25) on this machine: fp32 eager baseline vs the optimised
-paths (bf16 autocast, channels-last memory layout, torch.compile), FLOPs per shower and share of the measured
-matmul peak, and data-parallel efficiency (1 process x 2 threads vs 2 processes x 1 thread under torchrun).
+paths (bf16 autocast with the package's CPU kernels — fastshower.models.layers, on by default — and, for
+comparison, with stock PyTorch kernels; channels-last memory layout, torch.compile), FLOPs per shower and share
+of the measured matmul peak, and data-parallel efficiency (1 process x 2 threads vs 2 processes x 1 thread under
+torchrun).
 
-Run: ``.venv/bin/python benchmarks/bench_train.py [--write] [--batch 32] [--steps 3]`` (~10 minutes on 2 cores).
+Run: ``.venv/bin/python benchmarks/bench_train.py [--write] [--batch 32] [--steps 3] [--threads 2]`` (~10 minutes on
+2 cores).
 ``--write`` replaces the "## Training" section of benchmarks/RESULTS.md. Synthetic showers: speed does not
 depend on the data.
 """
@@ -25,12 +28,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fastshower.bench import machine_description, matmul_peak_gflops, write_results
 from fastshower.data import ShowerData, write_showers
+from fastshower.models.layers import cpu_fast_paths
 from fastshower.train import distributed as dd
 from fastshower.train.config import TrainConfig
 from fastshower.train.trainer import Trainer
 
-VARIANTS = {  # name -> run options
+VARIANTS = {  # name -> run options (+ "fast_paths": the CPU bf16 kernels of fastshower.models.layers, default on)
     "fp32 eager (baseline)": {"precision": "fp32"},
+    "bf16 autocast, stock PyTorch kernels": {"precision": "bf16", "fast_paths": False},
     "bf16 autocast": {"precision": "bf16"},
     "bf16 + channels-last": {"precision": "bf16", "channels_last": True},
     "bf16 + channels-last + torch.compile": {"precision": "bf16", "channels_last": True, "compile": True},
@@ -57,24 +62,38 @@ def config(path: Path, batch: int, **run: object) -> TrainConfig:
                                   "run": {"device": "cpu", "physics_check_every": 0, **run}})
 
 
-def time_steps(path: Path, folder: Path, batch: int, steps: int, run: dict) -> tuple[float, float | None]:
-    """Seconds per training step (after one warm-up step) and, for fp32, FLOPs per shower of a step."""
-    trainer = Trainer(config(path, batch, **run), folder / f"run-{time.monotonic_ns()}", False,
+def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str, float]:
+    """Median seconds per training step of each variant, after one warm-up step each. The variants take turns,
+    one step at a time, so that a change in the machine's load (or speed) affects them alike."""
+    trainers = {}
+    for name, run in VARIANTS.items():
+        run = dict(run)
+        fast = run.pop("fast_paths", True)
+        trainer = Trainer(config(path, batch, **run), folder / f"run-{time.monotonic_ns()}", False,
+                          dd.init_distributed("cpu"), progress=False)
+        trainers[name] = (trainer, trainer.dataset.batch(trainer.train_idx[:batch]), fast)
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for i in range(steps + 1):
+        for name, (trainer, data, fast) in trainers.items():
+            with cpu_fast_paths(fast):
+                start = time.perf_counter()
+                trainer.train_step(data)
+                if i:  # the first round warms up (and compiles)
+                    times[name].append(time.perf_counter() - start)
+    for trainer, _, _ in trainers.values():
+        trainer.log_file.close()
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def flops_per_shower(path: Path, folder: Path, batch: int) -> float:
+    """FLOPs per shower of one fp32 training step (torch FLOP counter)."""
+    trainer = Trainer(config(path, batch, precision="fp32"), folder / f"run-{time.monotonic_ns()}", False,
                       dd.init_distributed("cpu"), progress=False)
-    data = trainer.dataset.batch(trainer.train_idx[:batch])
-    trainer.train_step(data)
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step(data)
-    seconds = (time.perf_counter() - start) / steps
-    flops = None
-    if run.get("precision") == "fp32":
-        counter = FlopCounterMode(display=False)
-        with counter:
-            trainer.train_step(data)
-        flops = counter.get_total_flops() / batch
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.train_step(trainer.dataset.batch(trainer.train_idx[:batch]))
     trainer.log_file.close()
-    return seconds, flops
+    return counter.get_total_flops() / batch
 
 
 def ddp_rate(path: Path, folder: Path, batch: int, steps: int, processes: int) -> float:
@@ -105,28 +124,30 @@ def ddp_rate(path: Path, folder: Path, batch: int, steps: int, processes: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (median)")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--skip-ddp", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the single-process paths")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         # enough showers for steps + 1 full batches on each of 2 processes within one epoch (90 % train split)
         path = synthetic_file(folder, int(2 * (args.steps + 2) * args.batch / 0.9) + 1)
-        rows, base, flops = [], None, None
-        for name, run in VARIANTS.items():
-            seconds, counted = time_steps(path, folder, args.batch, args.steps, run)
-            flops = counted or flops
-            base = base or seconds
-            rows.append((name, seconds, run))
-            print(f"{name}: {seconds:.2f} s per step of {args.batch}", flush=True)
+        seconds = time_variants(path, folder, args.batch, args.steps)
+        rows = [(name, seconds[name], run) for name, run in VARIANTS.items()]
+        base = rows[0][1]
+        for name, sec, _ in rows:
+            print(f"{name}: {sec:.2f} s per step of {args.batch}", flush=True)
+        flops = flops_per_shower(path, folder, args.batch)
         peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
         ddp = {} if args.skip_ddp else {p: ddp_rate(path, folder, args.batch, args.steps, p) for p in (1, 2)}
+    threads = "" if args.threads == 2 else f" --threads {args.threads}"
     lines = ["## Training (3DGAN, 25x25x25, CPU)", "",
              f"Machine: {machine_description()}. Command: `.venv/bin/python benchmarks/bench_train.py --write "
-             f"--batch {args.batch} --steps {args.steps}` (synthetic showers, batch {args.batch}, one training step "
-             "= 2 discriminator + 2 generator updates).", "",
+             f"--batch {args.batch} --steps {args.steps}{threads}` (synthetic showers, batch {args.batch}, one "
+             "training step = 2 discriminator + 2 generator updates; median of the timed steps, the paths taking "
+             "turns step by step).", "",
              f"FLOPs per shower per training step (torch FLOP counter, fp32): {flops / 1e9:.1f} GFLOP. "
              f"Measured matmul peak: fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s.", "",
              "| path | s / step | showers / s | speed-up vs fp32 eager | share of matmul peak |",

@@ -30,6 +30,9 @@ Discriminator (original)::
     [ZeroPad p -> Conv3D 8 (5,5,5) valid -> LeakyReLU -> BatchNorm -> Dropout] for p = 2, 2, 1
     AvgPool3D 2 -> Flatten -> heads
 
+(here each zero padding is the padding of its convolution, and the dropout and first convolution are the
+CPU-friendly drop-in versions of ``fastshower.models.layers``: same parameters, same mathematics).
+
 Heads: ``logit`` (Linear -> 1, no sigmoid: use BCE-with-logits), ``energy`` (Linear -> 1,
 primary energy in units of 100 GeV), ``ecal_sum`` (analytic sum of the input cells, same units
 as the input) and, for the angle variant, ``theta`` (Linear -> 1, rad).
@@ -48,7 +51,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models.layers import Conv3d
+from fastshower.models.layers import Conv3d, Dropout
 from fastshower.models.registry import GanPair, register
 
 MIN_CELLS = 8
@@ -249,20 +252,23 @@ class Discriminator3D(nn.Module):
     ):
         super().__init__()
         self.cell_shape = tuple(cell_shape)
+        # The zero padding of each block (Keras ZeroPadding3D / 'same') is the padding of its convolution
+        # (layers.Conv3d: inside the bf16 kernel, an explicit F.pad otherwise); nn.Identity keeps each layer's
+        # index, hence the state_dict keys of existing checkpoints (features.1, .5, .7, ...).
         layers: list[nn.Module] = [
-            _same((5, 5, 5)),
-            Conv3d(1, 32, 5),
+            nn.Identity(),
+            Conv3d(1, 32, 5, padding=2),  # 'same'
             nn.LeakyReLU(leaky_slope),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         ]
         c_in = 32
-        for p in (2, 2, 1):  # as in the original EcalEnergyGan discriminator
+        for p in (2, 2, 1):  # zero padding as in the original EcalEnergyGan discriminator
             layers += [
-                nn.ConstantPad3d(p, 0.0),
-                Conv3d(c_in, 8, 5),
+                nn.Identity(),
+                Conv3d(c_in, 8, 5, padding=p),
                 nn.LeakyReLU(leaky_slope),
                 nn.BatchNorm3d(8, **_BN),
-                nn.Dropout(dropout),
+                Dropout(dropout),
             ]
             c_in = 8
         layers += [nn.AvgPool3d(2), nn.Flatten()]
