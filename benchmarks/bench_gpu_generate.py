@@ -1,6 +1,7 @@
 """Generation speed of a generator bundle on a CUDA GPU: ms per shower at batch sizes 1, 16, 128, 1024 in fp32
-and bf16 (autocast), timed with CUDA events around the generator alone (noise already on the device), plus the
-bf16 matmul rate of the card for scale.
+and bf16, timed with CUDA events around the network alone (noise already on the device), for the path generation
+runs (the exact fast rewrite of ``models/inference.py``, weights in the precision) and for the original generator
+(bf16 by autocast), plus the bf16 matmul rate of the card for scale.
 
 Run on a GPU machine: ``python benchmarks/bench_gpu_generate.py MODEL [--json out.json]`` (MODEL: a bundle path
 or a shipped name). The CPU numbers come from ``fastshower bench``.
@@ -44,20 +45,24 @@ def main() -> None:
     matmul_ms = time_ms(lambda: a @ a, 10)
     rows = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
             "bf16_matmul_tflops": 2 * 8192**3 / matmul_ms / 1e9, "ms_per_shower": {}}
-    for precision in ("fp32", "bf16"):
-        for batch in BATCHES:
-            noise = torch.randn(batch, latent, device="cuda")
-            energy = torch.full((batch,), 100.0, device="cuda")
-            cast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
+    for path in ("generation", "original"):
+        for precision in ("fp32", "bf16"):
+            net = sampler.inference_generator(precision) if path == "generation" else gen
+            autocast = path == "original" and precision == "bf16"
+            for batch in BATCHES:
+                noise = torch.randn(batch, latent, device="cuda")
+                energy = torch.full((batch,), 100.0, device="cuda")
+                cast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast)
 
-            def run(noise: torch.Tensor = noise, energy: torch.Tensor = energy, cast: object = cast) -> None:
-                with torch.inference_mode(), cast:  # type: ignore[attr-defined]
-                    gen(noise, energy)
+                def run(net: object = net, noise: torch.Tensor = noise, energy: torch.Tensor = energy,
+                        cast: object = cast) -> None:
+                    with torch.inference_mode(), cast:  # type: ignore[attr-defined]
+                        net(noise, energy)  # type: ignore[operator]
 
-            repeats = max(5, 4096 // batch)
-            rows["ms_per_shower"][f"{precision} batch {batch}"] = time_ms(run, repeats) / batch
+                repeats = max(5, 4096 // batch)
+                rows["ms_per_shower"][f"{path} {precision} batch {batch}"] = time_ms(run, repeats) / batch
     for key, value in rows["ms_per_shower"].items():
-        print(f"{key:>16}: {value:.4f} ms/shower")
+        print(f"{key:>28}: {value:.4f} ms/shower")
     print(f"bf16 matmul 8192^3: {rows['bf16_matmul_tflops']:.0f} TFLOP/s on {rows['device']}")
     if args.json:
         with open(args.json, "w") as f:
