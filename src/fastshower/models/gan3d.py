@@ -139,6 +139,11 @@ class _GeneratorBase(nn.Module):
         (ox, oy, oz), (X, Y, Z) = self._offset, self.cell_shape
         return x[:, :, ox : ox + X, oy : oy + Y, oz : oz + Z]
 
+    def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
+                particle: torch.Tensor | None = None) -> torch.Tensor:
+        """Showers ``(B, 1, X, Y, Z)`` for noise ``(B, latent_dim)`` and the conditions (see ``dense_input``)."""
+        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
+
     def dense_input(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                     particle: torch.Tensor | None = None) -> torch.Tensor:
         """The Dense layer's input for these conditions (each subclass builds its own)."""
@@ -168,15 +173,6 @@ class EnergyGenerator(_GeneratorBase):
     def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3):
         super().__init__(cell_shape, latent_dim, latent_dim, leaky_slope)
 
-    def forward(
-        self,
-        noise: torch.Tensor,
-        energy_GeV: float | torch.Tensor,
-        theta: torch.Tensor | None = None,
-        particle: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
-
     def dense_input(
         self,
         noise: torch.Tensor,
@@ -184,7 +180,7 @@ class EnergyGenerator(_GeneratorBase):
         theta: torch.Tensor | None = None,
         particle: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The Dense layer's input ``noise * E/100`` (arguments checked as in ``forward``)."""
+        """The Dense layer's input ``noise * E/100`` (checks the arguments)."""
         if theta is not None or particle is not None:
             raise ValueError("model '3dgan' is conditioned on energy only: theta and particle must be None")
         self._check_noise(noise)
@@ -206,15 +202,6 @@ class AngleGenerator(_GeneratorBase):
         extra = 2 + (n_particles if n_particles > 1 else 0)
         super().__init__(cell_shape, latent_dim, latent_dim + extra, leaky_slope)
 
-    def forward(
-        self,
-        noise: torch.Tensor,
-        energy_GeV: float | torch.Tensor,
-        theta: float | torch.Tensor | None = None,
-        particle: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
-
     def dense_input(
         self,
         noise: torch.Tensor,
@@ -222,7 +209,7 @@ class AngleGenerator(_GeneratorBase):
         theta: float | torch.Tensor | None = None,
         particle: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The Dense layer's input ``[E/100, theta, one-hot?, noise]`` (arguments checked as in ``forward``)."""
+        """The Dense layer's input ``[E/100, theta, one-hot?, noise]`` (checks the arguments)."""
         self._check_noise(noise)
         n = noise.shape[0]
         if theta is None:

@@ -154,20 +154,6 @@ def _fast_dropout_ok(p: float) -> bool:
     return 0 < k < 2**16 and abs(k / 2**16 - p) <= 1e-4 * p
 
 
-class _MaskMultiply(torch.autograd.Function):
-    """``x * multiplier`` for a constant ``multiplier``: the backward is ``grad * multiplier``."""
-
-    @staticmethod
-    def forward(ctx, x, multiplier):  # type: ignore[override]
-        ctx.save_for_backward(multiplier)
-        return x * multiplier
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (multiplier,) = ctx.saved_tensors
-        return grad * multiplier, None
-
-
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a faster mask for 16-bit CPU tensors (:func:`dropout_multiplier`).
 
@@ -182,5 +168,5 @@ class Dropout(nn.Dropout):
                 and not torch.compiler.is_compiling()  # compiled: the compiler's own random kernels
                 and x.dtype in _FAST_DROPOUT_DTYPES and _fast_dropout_ok(self.p)
                 and (x.is_contiguous() or (x.dim() == 5 and x.is_contiguous(memory_format=CHANNELS_LAST)))):
-            return _MaskMultiply.apply(x, dropout_multiplier(x, self.p))
+            return x * dropout_multiplier(x, self.p)  # autograd keeps only the multiplier for the backward
         return super().forward(x)
