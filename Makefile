@@ -24,7 +24,7 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 test-slow: venv
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --timeout 1800
 
 bench: venv
 	$(BIN)/python benchmarks/bench_mc.py

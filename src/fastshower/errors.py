@@ -17,3 +17,7 @@ class ConfigError(FastshowerError, ValueError):
 
 class DataFormatError(FastshowerError, ValueError):
     """A data file is missing, truncated, or does not follow the expected layout."""
+
+
+class WorkerError(FastshowerError, RuntimeError):
+    """A worker process died (killed by the system, out of memory, ...) or could not report its result."""

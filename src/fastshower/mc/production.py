@@ -19,7 +19,6 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from fastshower.errors import ConfigError
 from fastshower.geometry import Calorimeter
+from fastshower.mc.pool import imap_unordered
 from fastshower.mc.rng import shower_seeds
 from fastshower.mc.settings import PhysicsSettings
 from fastshower.mc.simulator import PARTICLES, Primaries, ShowerBatch, Simulator, pdg_code
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 64
 #: Second word of the seed sequence of the primaries' draws (the showers use other streams).
 _PRIMARIES_STREAM = 0xE1
-#: Chunks submitted ahead of completion per worker (bounds the memory held by finished, unread results).
+#: Chunks submitted to a dask worker ahead of completion (bounds the memory held by finished, unread results).
 _IN_FLIGHT_PER_WORKER = 4
 
 
@@ -291,21 +291,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _stop_pool(executor: futures.ProcessPoolExecutor, completed: bool) -> None:
-    if completed:
-        executor.shutdown(wait=True)
-        return
-    # interrupted or abandoned: do not wait for running chunks (the kernel does not see signals)
-    terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-    else:
-        for proc in list((getattr(executor, "_processes", None) or {}).values()):
-            if proc.is_alive():
-                proc.terminate()
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
 def _run_pool(
     calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
     todo: list[tuple[int, int]], workers: int,
@@ -314,34 +299,17 @@ def _run_pool(
     # compilation happens once instead of in every worker at the same time
     sim = get_simulator(calorimeter, settings)
     sim.run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))
-    ctx = _pool_context()
-    logger.debug("process pool: %d workers (%s)", workers, ctx.get_start_method())
-    executor = futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(calorimeter, settings)
+    context = _pool_context()
+    logger.debug("process pool: %d workers (%s)", workers, context.get_start_method())
+    tasks = ((primaries.select(a, b), seed, a) for a, b in todo)
+    yield from imap_unordered(
+        _pool_chunk, tasks, workers, context, _init_pool_worker, (calorimeter, settings), describe=_describe_chunk
     )
-    completed = False
-    try:
-        queue = iter(todo)
-        pending: set[futures.Future[tuple[int, ShowerBatch]]] = set()
 
-        def top_up() -> None:
-            while len(pending) < workers * _IN_FLIGHT_PER_WORKER:
-                item = next(queue, None)
-                if item is None:
-                    return
-                a, b = item
-                pending.add(executor.submit(_pool_chunk, primaries.select(a, b), seed, a))
 
-        top_up()
-        while pending:
-            done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-            for fut in done:
-                pending.discard(fut)
-                yield fut.result()
-            top_up()
-        completed = True
-    finally:
-        _stop_pool(executor, completed)
+def _describe_chunk(task: tuple) -> str:
+    chunk_primaries, _, start = task
+    return f"showers [{start}, {start + len(chunk_primaries)})"
 
 
 def _require_dask() -> None:

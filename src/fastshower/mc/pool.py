@@ -1,0 +1,159 @@
+"""A local process pool that runs tasks in worker processes and can be abandoned at any moment.
+
+Why not :class:`concurrent.futures.ProcessPoolExecutor`: its workers share one result pipe. A worker killed
+while it writes a result (which is what stopping a production early has to do: the transport kernel does not
+see signals) leaves half a message in that pipe, and the executor's reader thread then blocks on it forever.
+CI hung that way. Here every worker has its own pipe and at most one task in flight, so
+
+- killing a worker can never leave another reader waiting on a half-written message (we stop reading a
+  worker's pipe the moment we kill it);
+- the parent only writes a task when the worker is waiting to read one, so a large task and a large result
+  can never block each other;
+- a worker that dies is seen through its process sentinel, and reported with the task it was running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing.connection
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from fastshower.errors import WorkerError
+
+#: Seconds a worker may take to exit after it was asked to; after that it is killed.
+_EXIT_GRACE_S = 10.0
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing.process.BaseProcess of the chosen context
+    conn: multiprocessing.connection.Connection
+    task: tuple | None = None  # the task sent and not yet answered
+
+
+def imap_unordered(
+    function: Callable[..., Any],
+    tasks: Iterable[tuple],
+    workers: int,
+    context: BaseContext,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    describe: Callable[[tuple], str] = repr,
+) -> Iterator[Any]:
+    """Run ``function(*task)`` for every task in ``workers`` processes; yield the results as they complete.
+
+    ``initializer(*initargs)`` runs once in each worker before its first task. An exception raised by a task
+    (or by the initializer) is raised here; a worker that dies raises :class:`WorkerError`. Whenever this
+    generator ends (exhausted, closed early, or by an exception), the workers are gone when it returns.
+    ``describe(task)`` names a task in the error about a worker that died while running it.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers}")
+    pool: list[_Worker] = []
+    completed = False
+    try:
+        for _ in range(workers):
+            parent_end, child_end = context.Pipe(duplex=True)
+            process = context.Process(
+                target=_worker_main, args=(child_end, function, initializer, initargs), daemon=True
+            )
+            process.start()
+            child_end.close()  # so that the parent's end sees EOF when the worker is gone
+            pool.append(_Worker(process, parent_end))
+        queue = iter(tasks)
+        for worker in pool:
+            _send_next(worker, queue)
+        while any(worker.task is not None for worker in pool):
+            busy = [worker for worker in pool if worker.task is not None]
+            ready = set(multiprocessing.connection.wait(
+                [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ))
+            for worker in busy:
+                if worker.conn in ready or worker.conn.poll():
+                    result = _receive(worker, describe)
+                    _send_next(worker, queue)
+                    yield result
+                elif worker.process.sentinel in ready:
+                    raise _died(worker, describe)
+        completed = True
+    finally:
+        _stop(pool, completed)
+
+
+def _send_next(worker: _Worker, queue: Iterator[tuple]) -> None:
+    worker.task = next(queue, None)
+    if worker.task is not None:
+        worker.conn.send(worker.task)
+
+
+def _receive(worker: _Worker, describe: Callable[[tuple], str]) -> Any:
+    try:
+        status, payload = worker.conn.recv()
+    except (EOFError, OSError):
+        raise _died(worker, describe) from None
+    if status == "error":
+        raise payload
+    return payload
+
+
+def _died(worker: _Worker, describe: Callable[[tuple], str]) -> WorkerError:
+    worker.process.join(timeout=1.0)
+    code = worker.process.exitcode
+    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    task = describe(worker.task) if worker.task is not None else "no task"
+    return WorkerError(f"worker process {worker.process.pid} {how} while running {task}")
+
+
+def _stop(pool: list[_Worker], completed: bool) -> None:
+    if completed:
+        for worker in pool:  # ask politely: they are all idle, waiting for a task
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in pool:
+            worker.process.join(timeout=_EXIT_GRACE_S)
+    for worker in pool:
+        if worker.process.is_alive():
+            worker.process.kill()
+    for worker in pool:
+        worker.process.join()
+        worker.conn.close()
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    function: Callable[..., Any],
+    initializer: Callable[..., None] | None,
+    initargs: tuple,
+) -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_error: BaseException | None = None
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except Exception as exc:  # reported with the first task, raised in the parent
+            init_error = exc
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if task is None:
+            return
+        if init_error is not None:
+            reply: tuple[str, Any] = ("error", init_error)
+        else:
+            try:
+                reply = ("ok", function(*task))
+            except Exception as exc:
+                reply = ("error", exc)
+        try:
+            conn.send(reply)  # pickled whole before anything is written
+        except OSError:  # the parent is gone
+            return
+        except Exception as exc:  # an unpicklable result or exception
+            conn.send(("error", WorkerError(f"worker could not send its reply: {exc}")))
