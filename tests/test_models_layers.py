@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fastshower.models import build_model
-from fastshower.models.layers import Conv3d, Dropout, cpu_fast_paths, dropout_multiplier
+from fastshower.models.layers import BatchNorm3d, Conv3d, Dropout, cpu_fast_paths, dropout_multiplier
 
 BF16 = torch.bfloat16
 CL = torch.channels_last_3d
@@ -109,6 +109,32 @@ def test_fp32_padding_is_bitwise_the_explicit_pad() -> None:
     torch.manual_seed(0)
     conv, x = Conv3d(8, 8, 5, padding=1), torch.randn(2, 8, 7, 7, 7)
     assert torch.equal(conv(x), F.conv3d(F.pad(x, (1,) * 6), conv.weight, conv.bias))
+
+
+# --- batch norm -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [6, 8, 64])
+def test_batch_norm_channels_last_bf16_matches_stock(channels: int) -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(4, channels, 9, 8, 7) * 3 + 1).to(BF16).contiguous(memory_format=CL)
+    upstream = torch.randn(x.shape).to(BF16).contiguous(memory_format=CL)
+    results = []
+    for fast in (False, True):
+        torch.manual_seed(1)
+        bn = BatchNorm3d(channels, eps=1e-3, momentum=0.01)
+        with torch.no_grad():
+            bn.weight.uniform_(-1.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+        xi = x.clone().requires_grad_(True)
+        with cpu_fast_paths(fast):
+            y = bn(xi)
+        y.backward(upstream)
+        assert y.dtype == BF16 and y.is_contiguous(memory_format=CL)
+        results.append([y, xi.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
+    for what, stock, fast in zip(["output", "input grad", "weight grad", "bias grad", "running mean", "running var"],
+                                 *results, strict=True):
+        assert rel(fast, stock) < 1e-2, what
 
 
 # --- the discriminator ------------------------------------------------------------------------------------------

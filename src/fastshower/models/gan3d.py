@@ -51,7 +51,9 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models.layers import Conv3d, Dropout
+from fastshower.models import layers
+from fastshower.models.layers import BatchNorm3d, Conv3d, Dropout
+from fastshower.models.polyphase import upsampled_conv3d
 from fastshower.models.registry import GanPair, register
 
 MIN_CELLS = 8
@@ -117,12 +119,12 @@ class _GeneratorBase(nn.Module):
             _same((6, 6, 8)),
             Conv3d(8, 64, (6, 6, 8)),
             nn.LeakyReLU(leaky_slope),
-            nn.BatchNorm3d(64, **_BN),
+            BatchNorm3d(64, **_BN),
             nn.Upsample(scale_factor=(2, 2, 2), mode="nearest"),
             _pad((2, 2), (2, 2), (0, 0)),
             Conv3d(64, 6, (6, 5, 8)),
             nn.LeakyReLU(leaky_slope),
-            nn.BatchNorm3d(6, **_BN),
+            BatchNorm3d(6, **_BN),
             nn.Upsample(scale_factor=(2, 2, 3), mode="nearest"),
             _pad((1, 1), (0, 0), (3, 3)),
             Conv3d(6, 6, (3, 3, 8)),
@@ -135,9 +137,27 @@ class _GeneratorBase(nn.Module):
         sx, sy, sz = self.start_shape
         # Keras reshapes the Dense output channels-last (sx, sy, sz, 8); keep that ordering.
         x = self.dense(h).view(-1, sx, sy, sz, 8).permute(0, 4, 1, 2, 3)
-        x = self.trunk(x)
+        x = self._run_trunk(x) if layers.use_cpu_bf16_paths(x) else self.trunk(x)
         (ox, oy, oz), (X, Y, Z) = self._offset, self.cell_shape
         return x[:, :, ox : ox + X, oy : oy + Y, oz : oz + Z]
+
+    def _run_trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk with each upsampling + zero padding + convolution done as one polyphase convolution
+        (:func:`~fastshower.models.polyphase.upsampled_conv3d`): the same function and the same parameters, ~6x
+        faster in training under CPU bf16 autocast (no upsampled tensor, ~1/4 of the multiply-adds)."""
+        modules = list(self.trunk)
+        i = 0
+        while i < len(modules):
+            padding = getattr(modules[i + 1], "padding", None) if i + 1 < len(modules) else None
+            if isinstance(modules[i], nn.Upsample) and padding is not None and padding[0::2] == padding[1::2]:
+                scale, conv = modules[i].scale_factor, modules[i + 2]
+                x = upsampled_conv3d(x, conv.weight, conv.bias, tuple(int(f) for f in scale),
+                                     (padding[4], padding[2], padding[0]))  # symmetric: (x, y, z) before
+                i += 3
+            else:
+                x = modules[i](x)
+                i += 1
+        return x
 
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None) -> torch.Tensor:
@@ -254,7 +274,7 @@ class Discriminator3D(nn.Module):
                 nn.Identity(),
                 Conv3d(c_in, 8, 5, padding=p),
                 nn.LeakyReLU(leaky_slope),
-                nn.BatchNorm3d(8, **_BN),
+                BatchNorm3d(8, **_BN),
                 Dropout(dropout),
             ]
             c_in = 8

@@ -45,7 +45,6 @@ stem adds a zero input channel in reduced precision, as that class does.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -54,67 +53,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastshower.models.gan3d import _GeneratorBase
+from fastshower.models.polyphase import input_pad, phase_conv_weight, polyphase_weight, to_space, transposed_kernel
 
 MAX_STEM_ELEMENTS = 1 << 24  # largest fused Dense+Conv3D matrix (64 MiB in fp32)
 _CL = torch.channels_last_3d
-
-
-def _transposed_kernel(weight: torch.Tensor, scale: tuple[int, ...], pad: tuple[int, ...]) -> tuple[torch.Tensor,
-                                                                                                    list[int]]:
-    """Weight ``(Cin, Cout, K + s - 1)`` and padding ``c`` of the transposed convolution equal to nearest
-    upsampling by ``scale``, zero padding ``pad`` and the valid convolution ``weight (Cout, Cin, K)``."""
-    wt = weight.flip(2, 3, 4)
-    for axis, s in enumerate(scale):
-        dim = 2 + axis
-        full = wt.new_zeros(*wt.shape[:dim], wt.shape[dim] + s - 1, *wt.shape[dim + 1:])
-        for r in range(s):
-            full.narrow(dim, r, wt.shape[dim]).add_(wt)
-        wt = full
-    c = [k - 1 - p for k, p in zip(weight.shape[2:], pad, strict=True)]
-    if min(c) < 0:
-        raise ValueError(f"zero padding {pad} is wider than kernel {tuple(weight.shape[2:])} - 1")
-    return wt.transpose(0, 1), c
-
-
-def _polyphase(wt: torch.Tensor, scale: tuple[int, ...]) -> torch.Tensor:
-    """Transposed-convolution weight ``(Cin, Cout, L)`` -> ordinary convolution weight ``(S * Cout, Cin, T)``,
-    output channels phase-major ``(rx, ry, rz, cout)``, ``T = ceil(L / s)``; tap ``j`` of phase ``r`` is
-    ``wt[s * (T - 1 - j) + r]`` (zero beyond ``L``)."""
-    cin, cout, *length = wt.shape
-    taps = [math.ceil(n / s) for n, s in zip(length, scale, strict=True)]
-    g = F.pad(wt, [v for a in (2, 1, 0) for v in (0, scale[a] * taps[a] - length[a])])
-    g = g.reshape(cin, cout, taps[0], scale[0], taps[1], scale[1], taps[2], scale[2]).flip(2, 4, 6)
-    return g.permute(3, 5, 7, 1, 0, 2, 4, 6).reshape(math.prod(scale) * cout, cin, *taps)
-
-
-def _phase_conv(weight: torch.Tensor, scale: tuple[int, ...]) -> torch.Tensor:
-    """A valid convolution ``weight (Cout, Cin, k)`` of a high-resolution grid held in phase form
-    ``P[(r, cin), q]`` (cell ``s*q + r``) -> the convolution ``(S * Cout, S * Cin, E)`` of the phase tensor onto
-    the output's phases (both phase-major), ``E = (s - 1 + k - 1) // s + 1`` taps."""
-    cout, cin, *kernel = weight.shape
-    phases = list(itertools.product(*(range(s) for s in scale)))
-    index = {r: i for i, r in enumerate(phases)}
-    taps = [(s - 1 + k - 1) // s + 1 for s, k in zip(scale, kernel, strict=True)]
-    out = weight.new_zeros(len(phases) * cout, len(phases) * cin, *taps)
-    for i, r in enumerate(phases):
-        for d in itertools.product(*(range(k) for k in kernel)):
-            shifted = [ra + da for ra, da in zip(r, d, strict=True)]
-            source = index[tuple(v % s for v, s in zip(shifted, scale, strict=True))]
-            e = [v // s for v, s in zip(shifted, scale, strict=True)]
-            out[i * cout:(i + 1) * cout, source * cin:(source + 1) * cin, e[0], e[1], e[2]] += weight[:, :, *d]
-    return out
-
-
-def _to_space(y: torch.Tensor, scale: tuple[int, ...], start: list[int], size: tuple[int, ...]) -> torch.Tensor:
-    """Phase tensor ``(B, S * C, Q)`` (phase-major channels) -> grid ``(B, C, size)`` from cell ``start`` of the
-    shuffled ``Q * s`` cells (a channels-last view)."""
-    b, channels, qx, qy, qz = y.shape
-    sx, sy, sz = scale
-    c = channels // (sx * sy * sz)
-    y = y.permute(0, 2, 3, 4, 1).reshape(b, qx, qy, qz, sx, sy, sz, c).permute(0, 1, 4, 2, 5, 3, 6, 7)
-    y = y.reshape(b, qx * sx, qy * sy, qz * sz, c)
-    (ax, ay, az), (nx, ny, nz) = start, size
-    return y[:, ax:ax + nx, ay:ay + ny, az:az + nz].permute(0, 4, 1, 2, 3)
 
 
 def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,14 +66,6 @@ def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
             and x.device.type == "cpu" and torch.backends.mkldnn.is_available()):
         return torch.mkldnn_convolution(x, weight, bias, [0, 0, 0], [1, 1, 1], [1, 1, 1], 1)
     return F.conv3d(x, weight, bias)
-
-
-def _input_pad(q_first: list[int], q_last: list[int], taps: list[int], n: tuple[int, ...] | list[int]) -> list[int]:
-    """``F.pad`` argument (negative = crop) giving a polyphase convolution with ``taps`` the inputs it needs for
-    the phase rows ``q_first..q_last`` of an input of size ``n``: ``x[q - taps + 1 .. q]``."""
-    left = [t - 1 - a for t, a in zip(taps, q_first, strict=True)]
-    right = [b - (m - 1) for b, m in zip(q_last, n, strict=True)]
-    return [v for a in (2, 1, 0) for v in (left[a], right[a])]
 
 
 def _zero_padding(pad: nn.Module, conv: nn.Conv3d) -> list[tuple[int, int]]:
@@ -235,19 +169,19 @@ class InferenceGenerator(nn.Module):
         (s2, p2), (s3, p3) = spec["up2"], spec["up3"]
         n1 = self.start_shape
         n2 = [s * n + 2 * p - k + 1 for s, n, p, k in zip(s2, n1, p2, conv2.kernel_size, strict=True)]
-        wt, c2 = _transposed_kernel(f64(conv2.weight), s2, p2)
-        w2 = _polyphase(wt, s2)
+        wt, c2 = transposed_kernel(f64(conv2.weight), s2, p2)
+        w2 = polyphase_weight(wt, s2)
         q_first = [c // s for c, s in zip(c2, s2, strict=True)]
         q_last = [(n - 1 + c) // s for n, c, s in zip(n2, c2, s2, strict=True)]
         self._register("conv2_weight", w2, True)
         self._register("conv2_bias", f64(conv2.bias).repeat(math.prod(s2)))
-        self.pad2 = _input_pad(q_first, q_last, list(w2.shape[2:]), n1)
+        self.pad2 = input_pad(q_first, q_last, list(w2.shape[2:]), n1)
         self.scale2, self.start2, self.size2 = s2, [c - s * a for c, s, a in zip(c2, s2, q_first, strict=True)], n2
         # 3. second upsampling convolution, polyphase, kept in phase form for the last convolution, whose outputs
         #    o4 = offset .. offset + X - 1 (the centre crop) lie on the phase rows (o4 + c3) // s3
-        wt, c3 = _transposed_kernel(f64(conv3.weight), s3, p3)
-        w3 = _polyphase(wt, s3)
-        w4 = _phase_conv(f64(conv4.weight), s3)
+        wt, c3 = transposed_kernel(f64(conv3.weight), s3, p3)
+        w3 = polyphase_weight(wt, s3)
+        w4 = phase_conv_weight(f64(conv4.weight), s3)
         offset = generator._offset
         q_first = [(o + c) // s for o, c, s in zip(offset, c3, s3, strict=True)]
         q_last = [(o + n - 1 + c) // s for o, n, c, s in zip(offset, self.cell_shape, c3, s3, strict=True)]
@@ -255,7 +189,7 @@ class InferenceGenerator(nn.Module):
         self._register("conv3_bias", f64(conv3.bias).repeat(math.prod(s3)))
         self._register("conv4_weight", w4, True)
         q_needed = [b + e - 1 for b, e in zip(q_last, w4.shape[2:], strict=True)]  # + the last convolution's taps
-        self.pad3 = _input_pad(q_first, q_needed, list(w3.shape[2:]), n2)
+        self.pad3 = input_pad(q_first, q_needed, list(w3.shape[2:]), n2)
         self.scale3, self.start4 = s3, [o + c - s * a for o, c, s, a in zip(offset, c3, s3, q_first, strict=True)]
 
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
@@ -270,10 +204,10 @@ class InferenceGenerator(nn.Module):
             x = _conv3d(F.pad(x, self.same_pad), self.conv1_weight, self.conv1_bias)
         x = torch.addcmul(self.bn1_shift, F.leaky_relu(x, self.slope[0]), self.bn1_scale)
         y = F.leaky_relu_(_conv3d(F.pad(x, self.pad2), self.conv2_weight, self.conv2_bias), self.slope[1])
-        x = torch.addcmul(self.bn2_shift, _to_space(y, self.scale2, self.start2, self.size2), self.bn2_scale)
+        x = torch.addcmul(self.bn2_shift, to_space(y, self.scale2, self.start2, self.size2), self.bn2_scale)
         y = F.leaky_relu_(_conv3d(F.pad(x, self.pad3), self.conv3_weight, self.conv3_bias), self.slope[2])
         y = F.relu_(_conv3d(y, self.conv4_weight))
-        return _to_space(y, self.scale3, self.start4, self.cell_shape)
+        return to_space(y, self.scale3, self.start4, self.cell_shape)
 
 
 def inference_generator(generator: _GeneratorBase, dtype: torch.dtype = torch.float32,
