@@ -62,9 +62,9 @@ def config(path: Path, batch: int, **run: object) -> TrainConfig:
                                   "run": {"device": "cpu", "physics_check_every": 0, **run}})
 
 
-def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str, float]:
-    """Median seconds per training step of each variant, after one warm-up step each. The variants take turns,
-    one step at a time, so that a change in the machine's load (or speed) affects them alike."""
+def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per training step of each variant, round by round, after one warm-up round. The variants take
+    turns, one step at a time, so that a change in the machine's load (or speed) affects them alike."""
     trainers = {}
     for name, run in VARIANTS.items():
         run = dict(run)
@@ -82,7 +82,7 @@ def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str,
                     times[name].append(time.perf_counter() - start)
     for trainer, _, _ in trainers.values():
         trainer.log_file.close()
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
 
 
 def flops_per_shower(path: Path, folder: Path, batch: int) -> float:
@@ -134,9 +134,9 @@ def main() -> None:
         folder = Path(tmp)
         # enough showers for steps + 1 full batches on each of 2 processes within one epoch (90 % train split)
         path = synthetic_file(folder, int(2 * (args.steps + 2) * args.batch / 0.9) + 1)
-        seconds = time_variants(path, folder, args.batch, args.steps)
-        rows = [(name, seconds[name], run) for name, run in VARIANTS.items()]
-        base = rows[0][1]
+        rounds = time_variants(path, folder, args.batch, args.steps)
+        rows = [(name, float(np.median(rounds[name])), run) for name, run in VARIANTS.items()]
+        base, base_rounds = rows[0][1], np.array(rounds[rows[0][0]])
         for name, sec, _ in rows:
             print(f"{name}: {sec:.2f} s per step of {args.batch}", flush=True)
         flops = flops_per_shower(path, folder, args.batch)
@@ -150,13 +150,14 @@ def main() -> None:
              "turns step by step).", "",
              f"FLOPs per shower per training step (torch FLOP counter, fp32): {flops / 1e9:.1f} GFLOP. "
              f"Measured matmul peak: fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s.", "",
-             "| path | s / step | showers / s | speed-up vs fp32 eager | share of matmul peak |",
-             "|---|---|---|---|---|"]
+             "| path | s / step | showers / s | speed-up vs fp32 eager | per round (min-max) | share of matmul peak |",
+             "|---|---|---|---|---|---|"]
     for name, seconds, run in rows:
         rate = args.batch / seconds
         peak = peaks["fp32" if run["precision"] == "fp32" else "bf16"]
+        per_round = base_rounds / np.array(rounds[name])  # the same round: the same state of the machine
         lines.append(f"| {name} | {seconds:.2f} | {rate:.2f} | {base / seconds:.2f}x | "
-                     f"{flops * rate / 1e9 / peak:.1%} |")
+                     f"{per_round.min():.2f}-{per_round.max():.2f}x | {flops * rate / 1e9 / peak:.1%} |")
     if ddp:
         lines += ["", "| processes x threads (bf16, torchrun, gloo) | showers / s |", "|---|---|",
                   f"| 1 x 2 | {ddp[1]:.2f} |", f"| 2 x 1 (DDP) | {ddp[2]:.2f} |", "",
