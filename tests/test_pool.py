@@ -93,3 +93,13 @@ def test_closing_early_returns_and_leaves_no_worker(context):
 def test_bad_worker_count():
     with pytest.raises(ValueError, match="workers must be >= 1"):
         next(imap_unordered(square, [(1,)], 0, FORK))
+
+
+def divide_by(x: int) -> float:
+    return 1 / x
+
+
+def test_a_bug_in_a_task_carries_the_worker_traceback():
+    with pytest.raises(ZeroDivisionError) as info:
+        list(imap_unordered(divide_by, [(1,), (0,)], 1, FORK))
+    assert any("in divide_by" in note for note in info.value.__notes__)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.connection
 import signal
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from fastshower.errors import WorkerError
+from fastshower.errors import FastshowerError, WorkerError
 
 #: Seconds a worker may take to exit after it was asked to; after that it is killed.
 _EXIT_GRACE_S = 10.0
@@ -96,6 +97,8 @@ def _receive(worker: _Worker, describe: Callable[[tuple], str]) -> Any:
     except (EOFError, OSError):
         raise _died(worker, describe) from None
     if status == "error":
+        if not isinstance(payload, FastshowerError):  # a bug, not a user error: keep where it happened
+            payload.add_note(f"raised in worker process {worker.process.pid}:\n{getattr(payload, '_remote', '')}")
         raise payload
     return payload
 
@@ -123,6 +126,12 @@ def _stop(pool: list[_Worker], completed: bool) -> None:
         worker.conn.close()
 
 
+def _with_traceback(exc: BaseException) -> BaseException:
+    # tracebacks do not pickle: carry the text to the parent in an attribute (kept by the default pickling)
+    exc._remote = "".join(traceback.format_exception(exc))  # type: ignore[attr-defined]
+    return exc
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection,
     function: Callable[..., Any],
@@ -145,12 +154,12 @@ def _worker_main(
         if task is None:
             return
         if init_error is not None:
-            reply: tuple[str, Any] = ("error", init_error)
+            reply: tuple[str, Any] = ("error", _with_traceback(init_error))
         else:
             try:
                 reply = ("ok", function(*task))
             except Exception as exc:
-                reply = ("error", exc)
+                reply = ("error", _with_traceback(exc))
         try:
             conn.send(reply)  # pickled whole before anything is written
         except OSError:  # the parent is gone
