@@ -51,8 +51,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models import layers
-from fastshower.models.layers import BatchNorm3d, Conv3d, Dropout
+from fastshower.models.layers import BatchNorm3d, Conv3d, Dropout, use_cpu_bf16_paths
 from fastshower.models.polyphase import upsampled_conv3d
 from fastshower.models.registry import GanPair, register
 
@@ -137,7 +136,7 @@ class _GeneratorBase(nn.Module):
         sx, sy, sz = self.start_shape
         # Keras reshapes the Dense output channels-last (sx, sy, sz, 8); keep that ordering.
         x = self.dense(h).view(-1, sx, sy, sz, 8).permute(0, 4, 1, 2, 3)
-        x = self._run_trunk(x) if layers.use_cpu_bf16_paths(x) else self.trunk(x)
+        x = self._run_trunk(x) if use_cpu_bf16_paths(x) else self.trunk(x)
         (ox, oy, oz), (X, Y, Z) = self._offset, self.cell_shape
         return x[:, :, ox : ox + X, oy : oy + Y, oz : oz + Z]
 

@@ -53,7 +53,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastshower.models.gan3d import _GeneratorBase
-from fastshower.models.polyphase import input_pad, phase_conv_weight, polyphase_weight, to_space, transposed_kernel
+from fastshower.models.polyphase import (
+    input_pad,
+    phase_conv_weight,
+    polyphase_layout,
+    polyphase_weight,
+    to_space,
+    transposed_kernel,
+)
 
 MAX_STEM_ELEMENTS = 1 << 24  # largest fused Dense+Conv3D matrix (64 MiB in fp32)
 _CL = torch.channels_last_3d
@@ -168,15 +175,11 @@ class InferenceGenerator(nn.Module):
         # 2. first upsampling convolution, polyphase; produces exactly its natural output (the next one's input)
         (s2, p2), (s3, p3) = spec["up2"], spec["up3"]
         n1 = self.start_shape
-        n2 = [s * n + 2 * p - k + 1 for s, n, p, k in zip(s2, n1, p2, conv2.kernel_size, strict=True)]
-        wt, c2 = transposed_kernel(f64(conv2.weight), s2, p2)
-        w2 = polyphase_weight(wt, s2)
-        q_first = [c // s for c, s in zip(c2, s2, strict=True)]
-        q_last = [(n - 1 + c) // s for n, c, s in zip(n2, c2, s2, strict=True)]
-        self._register("conv2_weight", w2, True)
+        wt, _ = transposed_kernel(f64(conv2.weight), s2, p2)
+        self._register("conv2_weight", polyphase_weight(wt, s2), True)
         self._register("conv2_bias", f64(conv2.bias).repeat(math.prod(s2)))
-        self.pad2 = input_pad(q_first, q_last, list(w2.shape[2:]), n1)
-        self.scale2, self.start2, self.size2 = s2, [c - s * a for c, s, a in zip(c2, s2, q_first, strict=True)], n2
+        self.pad2, self.start2, n2 = polyphase_layout(n1, conv2.kernel_size, s2, p2)
+        self.scale2, self.size2 = s2, n2
         # 3. second upsampling convolution, polyphase, kept in phase form for the last convolution, whose outputs
         #    o4 = offset .. offset + X - 1 (the centre crop) lie on the phase rows (o4 + c3) // s3
         wt, c3 = transposed_kernel(f64(conv3.weight), s3, p3)

@@ -85,19 +85,27 @@ def input_pad(q_first: list[int], q_last: list[int], taps: list[int], n: tuple[i
     return [v for a in (2, 1, 0) for v in (left[a], right[a])]
 
 
+def polyphase_layout(n_in: list[int] | tuple[int, ...], kernel: list[int] | tuple[int, ...],
+                     scale: tuple[int, ...], pad: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+    """Where the polyphase convolution of upsampling by ``scale``, zero padding ``pad`` and a valid kernel
+    ``kernel`` reads and writes, for an input of size ``n_in``: the ``F.pad`` argument for the input (negative =
+    crop), the first cell of the full output among the shuffled phases (for :func:`to_space`) and the output size."""
+    n_out = [s * n + 2 * p - k + 1 for s, n, p, k in zip(scale, n_in, pad, kernel, strict=True)]
+    c = [k - 1 - p for k, p in zip(kernel, pad, strict=True)]
+    taps = [math.ceil((k + s - 1) / s) for k, s in zip(kernel, scale, strict=True)]
+    q_first = [ci // s for ci, s in zip(c, scale, strict=True)]
+    q_last = [(n - 1 + ci) // s for n, ci, s in zip(n_out, c, scale, strict=True)]
+    start = [ci - s * a for ci, s, a in zip(c, scale, q_first, strict=True)]
+    return input_pad(q_first, q_last, taps, n_in), start, n_out
+
+
 def upsampled_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: tuple[int, ...],
                      pad: tuple[int, ...]) -> torch.Tensor:
     """``conv3d(zero_pad(upsample_nearest(x, scale), pad), weight, bias)`` (valid, unit stride), computed as one
     polyphase convolution on ``x``; differentiable in ``x``, ``weight`` and ``bias``. The output is
     channels-last."""
-    n_in = list(x.shape[2:])
-    kernel = list(weight.shape[2:])
-    n_out = [s * n + 2 * p - k + 1 for s, n, p, k in zip(scale, n_in, pad, kernel, strict=True)]
-    wt, c = transposed_kernel(weight, scale, pad)
-    w = polyphase_weight(wt, scale)
-    q_first = [ci // s for ci, s in zip(c, scale, strict=True)]
-    q_last = [(n - 1 + ci) // s for n, ci, s in zip(n_out, c, scale, strict=True)]
-    y = F.conv3d(F.pad(x, input_pad(q_first, q_last, list(w.shape[2:]), n_in)), w,
+    wt, _ = transposed_kernel(weight, scale, pad)
+    x_pad, start, n_out = polyphase_layout(x.shape[2:], weight.shape[2:], scale, pad)
+    y = F.conv3d(F.pad(x, x_pad), polyphase_weight(wt, scale),
                  None if bias is None else bias.repeat(math.prod(scale)))
-    start = [ci - s * a for ci, s, a in zip(c, scale, q_first, strict=True)]
     return to_space(y, scale, start, tuple(n_out)).contiguous(memory_format=torch.channels_last_3d)
