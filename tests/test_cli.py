@@ -14,6 +14,7 @@ import fastshower.mc.production as production
 from fastshower.cli import main
 from fastshower.data import LEDGER_KEYS, inspect_showers, partial_path, read_showers
 from fastshower.demo import run_demo
+from fastshower.errors import ConfigError
 from fastshower.mc.simulator import Simulator
 
 
@@ -278,5 +279,7 @@ def test_run_demo_compares_with_a_model(tmp_path, capsys):
     assert Path(model["report"]).is_file() and (tmp_path / "demo" / "gen_demo.h5").is_file()
     assert [b["label"] for b in model["bins"]] and model["n_checks"] >= model["n_pass"]
     assert "faster" in capsys.readouterr().out
-    # no model: the Monte Carlo part alone, with a note
-    assert run_demo(tmp_path / "demo2", n_per_energy=2, energies=(1,), model="no-such-model")["model"] is None
+    # a model that does not exist is refused before the Monte Carlo runs: nothing is written
+    with pytest.raises(ConfigError, match=r"^model 'no-such-model': no such file and not a shipped model"):
+        run_demo(tmp_path / "demo2", n_per_energy=2, energies=(1,), model="no-such-model")
+    assert not (tmp_path / "demo2").exists()

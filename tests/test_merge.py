@@ -64,7 +64,7 @@ def test_merge_cli_errors_are_one_line_and_keep_existing_output(tmp_path: Path, 
     existing.write_bytes(b"keep me")
     assert main(["merge", str(a), str(b), "--out", str(existing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "exists; refusing to overwrite" in err
+    assert err.count("\n") == 0 and "exists; pass --overwrite to replace it" in err
     assert existing.read_bytes() == b"keep me"
     assert main(["merge", str(a), "--out", str(tmp_path / "x.h5")]) == 2
     assert "at least two input files" in capsys.readouterr().err

@@ -55,6 +55,12 @@ def run_demo(
     if not energies:
         raise ConfigError("demo: no energies given")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a folder")
+    if model is not None:
+        from fastshower.generate import load
+
+        load(model)  # a missing model or a broken bundle fails now, not after the Monte Carlo
     out_dir.mkdir(parents=True, exist_ok=True)
     calorimeter = load_geometry(GEOMETRY)
     settings = PhysicsSettings()
@@ -94,8 +100,9 @@ def run_demo(
                     ledgers[key][start:stop] = values
             walls.append(time.perf_counter() - t0)
         writer.finalize()
-    finally:
-        writer.close()
+    except BaseException:  # the demo starts over each time: what it began is of no use to a rerun
+        writer.discard()
+        raise
 
     per_energy = []
     for k, energy in enumerate(energies):
@@ -113,16 +120,11 @@ def run_demo(
 
 
 def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_rows: list[dict[str, Any]],
-                       seed: int) -> dict[str, Any] | None:
-    """Generate the reference's showers with ``model``, print the speed-up and validate; None without a model."""
-    from fastshower.generate import generate_like, load, resolve_model
+                       seed: int) -> dict[str, Any]:
+    """Generate the reference's showers with ``model``, print the speed-up and validate."""
+    from fastshower.generate import generate_like, load
     from fastshower.validate.report import run_validation
 
-    try:
-        resolve_model(model)
-    except ConfigError as err:
-        print(f"no fast model to compare with: {err}")
-        return None
     sampler = load(model)
     sampler.sample(energy=mc_rows[0]["energy_GeV"], n=8, seed=seed, precision="bf16")  # warm-up (kernel choice)
     t0 = time.perf_counter()

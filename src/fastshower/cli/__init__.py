@@ -1,8 +1,8 @@
 """Command line: ``fastshower <command> ...`` (also ``python -m fastshower``).
 
 Every user error (a :class:`~fastshower.errors.FastshowerError`) ends the program with exit code 2 and one
-line ``fastshower: error: <message>`` on stderr, never a traceback; an interrupt (Ctrl-C) ends it with exit
-code 1 after saying how to resume.
+line ``fastshower: error: <message>`` on stderr, never a traceback; an interrupt (Ctrl-C, or SIGTERM from
+``kill`` or a batch system) ends it with exit code 1. Both say what the command left and how to resume it.
 
 Commands are registered in ``COMMANDS`` (name -> help, function adding the arguments, function running it);
 each lives in a module of this package.
@@ -19,6 +19,7 @@ from fastshower import __version__
 from fastshower.cli import demo, generation, simulate, train, validate
 from fastshower.cli.common import PROG, Context, Parser
 from fastshower.errors import FastshowerError
+from fastshower.interrupts import Terminated, terminate_as_interrupt
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Context], int]]
 COMMANDS: dict[str, Command] = {
@@ -75,20 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         pkg_logger.addHandler(handler)
         level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
         pkg_logger.setLevel(level)
-        return COMMANDS[args.command][2](args, ctx)
+        with terminate_as_interrupt():
+            return COMMANDS[args.command][2](args, ctx)
     except FastshowerError as err:
-        _error(str(err))
+        _error(f"{err}{ctx.leftovers()}")
         return 2
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        _error(f"{where}{err.strerror or err}")
+        _error(f"{where}{err.strerror or err}{ctx.leftovers()}")
         return 2
-    except KeyboardInterrupt:
-        if ctx.partial is not None:
-            _error(f"interrupted; {ctx.saved} of {ctx.total} showers are saved in {ctx.partial}: "
-                   "run the same command again to resume")
-        else:
-            _error("interrupted")
+    except KeyboardInterrupt as stop:
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        _error(f"{what}{ctx.leftovers()}")
         return 1
     finally:
         if handler is not None:

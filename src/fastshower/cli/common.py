@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,45 @@ class Parser(argparse.ArgumentParser):
 
 
 class Context:
-    """What the top level needs to know to report an interrupt (the partial file, showers saved)."""
+    """What the top level needs to know when a command fails or is interrupted: the shower file being written
+    (``writer``, a :class:`~fastshower.data.ShowerWriter`) or, for other long jobs, a function saying how to
+    continue (``hint``)."""
 
     def __init__(self) -> None:
-        self.partial: Path | None = None
-        self.saved = 0
-        self.total = 0
+        self.writer: Any = None
+        self.hint: Callable[[], str] | None = None
+
+    def leftovers(self) -> str:
+        """What the failed or interrupted command left, and how to resume or discard it ("" if nothing).
+
+        A partial file this run made and saved nothing in is deleted: there is nothing to resume.
+        """
+        writer = self.writer
+        if writer is None or writer.partial_path.is_dir() or not writer.partial_path.exists():
+            return f"; {self.hint()}" if self.hint is not None else ""
+        if writer.created and writer.n_saved == 0:
+            writer.discard()
+            return "; nothing was saved"
+        return (f"; {writer.n_saved} of {writer.n_showers} showers are saved in {writer.partial_path}: run the same "
+                "command again to resume, or delete it to start over")
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """A run seed: an integer in [0, 2**63) (numpy's seed sequences refuse negative ones)."""
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"{option} {seed}: must be an integer in [0, 2**63)")
+    return seed
+
+
+def check_output_file(path: Path, overwrite: bool, option: str = "--out") -> Path:
+    """An output file name: not a folder, and not an existing file unless ``overwrite``."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path}: exists; pass --overwrite to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: {path.parent} is not a folder")
+    return path
 
 
 def progress(total: int, initial: int, disable: bool, unit: str = "shower") -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fastshower.cli.common import Context
+from fastshower.cli.common import Context, check_seed
 from fastshower.errors import ConfigError
 
 
@@ -25,7 +25,6 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: must be >= 1")
-    if args.seed < 0:
-        raise ConfigError(f"--seed {args.seed}: must be >= 0")
+    check_seed(args.seed)
     run_main_job(args.out, n_per_energy=args.n, seed=args.seed, model=None if args.mc_only else args.model)
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastshower import __version__
-from fastshower.cli.common import Context, progress
+from fastshower.cli.common import Context, check_output_file, check_seed, progress
 from fastshower.errors import ConfigError
 
 
@@ -44,11 +44,12 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     import fastshower
     from fastshower.data import ShowerData, ShowerWriter
 
-    out: Path = args.out
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
-    if args.n < 1 or args.batch < 1:
-        raise ConfigError("--n and --batch: must be >= 1")
+    out = check_output_file(args.out, args.overwrite)
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be >= 1")
+    if args.batch < 1:
+        raise ConfigError(f"--batch {args.batch}: must be >= 1")
+    check_seed(args.seed)
     sampler = fastshower.load(args.model)
     primaries = plan_conditions(args)
     if int(primaries.pdg[0]) not in sampler.bundle.particles:
@@ -60,12 +61,11 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
              "version": __version__, "generator": {k: v for k, v in sampler.bundle.provenance.items()
                                                    if isinstance(v, int | float | str)}}
     writer = ShowerWriter(out, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
-    ctx.partial, ctx.total = writer.partial_path, args.n
+    ctx.writer = writer
     bar = None
     try:
         done = writer.done_mask()
-        ctx.saved = int(done.sum())
-        bar = progress(args.n, ctx.saved, args.quiet or not sys.stderr.isatty())
+        bar = progress(args.n, writer.n_saved, args.quiet or not sys.stderr.isatty())
         start_time, made = time.perf_counter(), 0
         for start in range(0, args.n, args.batch):
             stop = min(start + args.batch, args.n)
@@ -77,7 +77,6 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
             part = primaries.select(start, stop)
             writer.write(start, ShowerData(showers, part.energy_GeV, part.theta_rad, part.phi_rad, part.pdg))
             made += stop - start
-            ctx.saved += stop - start
             bar.update(stop - start)
         wall = time.perf_counter() - start_time
         writer.finalize()
@@ -85,7 +84,7 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
         if bar is not None:
             bar.close()
         writer.close()
-    ctx.partial = None
+    ctx.writer = None
     rate = f"{wall / made * 1000:.2f} ms per shower" if made else "nothing to do"
     print(f"{out}: {args.n} showers from {args.model} ({args.precision}, batch {args.batch}); {rate}")
     return 0
@@ -102,6 +101,7 @@ def run_export(args: argparse.Namespace, ctx: Context) -> int:
     import fastshower
     from fastshower.export import SingleInputGenerator, export_onnx
 
+    check_output_file(args.onnx, overwrite=True, option="--onnx")
     sampler = fastshower.load(args.model)
     report = export_onnx(sampler.bundle, args.onnx)
     wrapper = SingleInputGenerator(sampler.bundle)

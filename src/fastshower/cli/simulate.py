@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from fastshower import __version__
-from fastshower.cli.common import Context, progress
+from fastshower.cli.common import Context, check_output_file, check_seed, progress
 from fastshower.config import read_mapping
 from fastshower.errors import ConfigError
 
@@ -116,15 +116,10 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     )
     from fastshower.mc.simulator import available_energy_GeV
 
-    out: Path = args.out
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
-    if out.is_dir():
-        raise ConfigError(f"{out}: is a directory")
+    out = check_output_file(args.out, args.overwrite)
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: must be >= 1")
-    if args.seed < 0:
-        raise ConfigError(f"--seed {args.seed}: must be >= 0")
+    check_seed(args.seed)
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be >= 1")
     if args.chunk_size < 1:
@@ -154,11 +149,10 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     available = available_energy_GeV(primaries.pdg, primaries.energy_GeV)
     writer = ShowerWriter(out, args.n, calorimeter.cell_shape, attrs, resume=not args.no_resume,
                           overwrite=args.overwrite)
-    ctx.partial, ctx.total = writer.partial_path, args.n
+    ctx.writer = writer
     bar = None
     try:
         done = writer.done_mask()
-        ctx.saved = int(done.sum())
         todo = chunks(args.n, args.chunk_size, done)
         n_todo = sum(b - a for a, b in todo)
         if n_todo < args.n:
@@ -176,7 +170,6 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
                 part = primaries.select(start, stop)
                 writer.write(start, ShowerData(batch.images, part.energy_GeV, part.theta_rad, part.phi_rad,
                                                part.pdg, ledger))
-                ctx.saved = int(writer.done_mask().sum())
                 stats.add(ledger)
                 bar.update(stop - start)
                 bar.set_postfix_str(f"{stats.n / max(time.perf_counter() - t0, 1e-9):.1f} showers/s")
@@ -187,7 +180,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
         if bar is not None:
             bar.close()
         writer.close()
-    ctx.partial = None
+    ctx.writer = None
     resumed = f" ({args.n - stats.n} resumed)" if stats.n < args.n else ""
     rate = stats.n / wall if wall > 0 else float("nan")
     print(f"{out}: {args.n} showers{resumed}; simulated {stats.n} in {wall:.1f} s, {rate:.1f} showers/s; "
@@ -211,6 +204,7 @@ def run_merge(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower merge``; returns the exit code."""
     from fastshower.data import inspect_showers, merge_showers
 
+    check_output_file(args.out, args.overwrite)
     out = merge_showers(args.inputs, args.out, overwrite=args.overwrite)
     print(f"{out}: {inspect_showers(out)['n']} showers from {len(args.inputs)} files")
     return 0

@@ -31,6 +31,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower train``; returns the exit code."""
     from fastshower.train import load_config, train
+    from fastshower.train.checkpoint import resume_hint
 
     config_path = args.config
     if config_path is None:
@@ -42,7 +43,10 @@ def run_train(args: argparse.Namespace, ctx: Context) -> int:
         ("optim.lr", args.lr), ("run.precision", args.precision), ("run.device", args.device),
         ("run.time_limit_minutes", args.time_limit),
     ) if value is not None}
-    result = train(load_config(config_path, overrides), args.out, resume=args.resume, progress=not args.quiet)
+    config = load_config(config_path, overrides)
+    ctx.hint = lambda: resume_hint(args.out)
+    result = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    ctx.hint = None
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.finished else "stopped (run.max_steps or time limit)"
         best = f", best physics score {result.best_score:.4g}" if result.best_score is not None else ""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastshower.cli.common import Context
+from fastshower.cli.common import Context, check_seed
 from fastshower.errors import ConfigError
 
 
@@ -31,36 +31,45 @@ def add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
 
 
+def _edges(text: str, option: str, unit: str) -> list[float]:
+    try:
+        edges = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option} '{text}': expected comma-separated numbers in {unit}") from None
+    if len(edges) < 2 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"{option} '{text}': expected at least two increasing finite edges in {unit}")
+    return edges
+
+
 def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower validate``; returns the exit code."""
+    from fastshower.data import inspect_showers
     from fastshower.validate.report import load_tolerances, run_validation
 
-    try:
-        edges = [float(v) for v in args.energy_bins.split(",")]
-    except ValueError:
-        raise ConfigError(f"--energy-bins '{args.energy_bins}': expected comma-separated numbers in GeV") from None
-    theta_edges = None
-    if args.theta_bins is not None:
-        try:
-            theta_edges = [float(v) for v in args.theta_bins.split(",")]
-        except ValueError:
-            raise ConfigError(f"--theta-bins '{args.theta_bins}': expected comma-separated degrees") from None
+    # every option and input is checked before the work (generation, observables) starts
+    edges = _edges(args.energy_bins, "--energy-bins", "GeV")
+    theta_edges = None if args.theta_bins is None else _edges(args.theta_bins, "--theta-bins", "degrees")
     if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
         raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
+    check_seed(args.seed)
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"{args.out}: exists and is not a directory")
+    tolerances = load_tolerances(args.tolerances)
+    for path in (args.reference, args.candidate, args.reference2):
+        if path is not None:
+            inspect_showers(path)
     candidate = args.candidate
     if args.model is not None:
-        from fastshower.generate import generate_like
+        from fastshower.generate import generate_like, load
 
+        load(args.model)  # a missing model or a bad bundle fails here, not after reading the reference
         args.out.mkdir(parents=True, exist_ok=True)
         candidate = generate_like(args.reference, args.model, args.out / "candidate.h5", seed=args.seed)
     metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
                              energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
-                             tolerances=load_tolerances(args.tolerances), classifier=not args.no_classifier,
+                             tolerances=tolerances, classifier=not args.no_classifier,
                              seed=args.seed, theta_edges_deg=theta_edges)
     failed = [r for r in metrics["summary"] if r["pass"] is False]
     print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
           f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")
     return 0
-

@@ -3,7 +3,8 @@
 A production is often made in pieces (several seeds, several machines); training and validation read one
 file. Merging streams the inputs in batches (constant memory), refuses files that cannot belong together
 (other cell shape, geometry, physics settings or ledger) and refuses the same production twice (same seed and
-request: identical showers). The output records its sources in the ``merged_from`` attribute and is written
+request: identical showers). A merge that fails or is interrupted leaves no partial file behind (it is redone
+whole). The output records its sources in the ``merged_from`` attribute and is written
 atomically by :class:`~fastshower.data.writer.ShowerWriter`.
 """
 
@@ -42,13 +43,16 @@ def merge_showers(inputs: Sequence[str | Path], out: str | Path, overwrite: bool
     first = infos[0]
     writer = ShowerWriter(out, sum(i["n"] for i in infos), tuple(first["cell_shape"]), _merged_attrs(infos),
                           ledger_keys=first["ledger_keys"], resume=False, overwrite=overwrite)
-    with writer:
+    try:
         start = 0
         for path in paths:
             for part in iter_showers(path, batch_size):
                 writer.write(start, part)
                 start += len(part)
         return writer.finalize()
+    except BaseException:  # a refused (e.g. a NaN in a later input) or interrupted merge is redone whole
+        writer.discard()
+        raise
 
 
 def _check_compatible(infos: list[dict[str, Any]]) -> None:

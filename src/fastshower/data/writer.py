@@ -11,6 +11,11 @@ are written and flushed to disk first, and only then are their ``_done`` flags s
 between the two flushes loses that batch (it is redone on resume) but never marks unwritten showers as done.
 If the partial file itself was damaged, opening it raises ``DataFormatError`` naming it: it is never deleted
 silently (the user decides).
+
+Writers: ``<path>.partial.lock`` records the process writing the partial file (:mod:`fastshower.data.lock`), so
+that a rerun after a kill takes the file over while a live writer is still refused. A write and the
+finalisation hold Ctrl-C and SIGTERM until they are done (:func:`fastshower.interrupts.deferred_interrupts`), so
+an interrupt never lands between the data and their ``_done`` flags or halfway through the rename.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from fastshower.data.lock import WriterLock
 from fastshower.data.schema import (
     CONFIG_ATTRS,
     FORMAT_NAME,
@@ -38,6 +44,7 @@ from fastshower.data.schema import (
     package_version,
 )
 from fastshower.errors import DataFormatError
+from fastshower.interrupts import deferred_interrupts
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +75,12 @@ class ShowerWriter:
         overwrite: allow replacing an existing final file (the old one stays until ``finalize``).
 
     Raises:
-        DataFormatError: the final file exists (and not ``overwrite``), the partial file was made with another
-            configuration, or it cannot be opened (truncated/corrupt).
+        DataFormatError: the final file exists (and not ``overwrite``) or is a folder, the partial file was made
+            with another configuration, is being written by another live process, or cannot be opened
+            (truncated/corrupt).
+
+    ``created`` tells whether this writer made the partial file (rather than resuming one), ``n_saved`` how
+    many showers it holds; :meth:`discard` deletes it.
     """
 
     def __init__(
@@ -93,6 +104,8 @@ class ShowerWriter:
         self._attrs.setdefault("geometry", {})
         self._attrs.setdefault("physics", {})
         self._file: h5py.File | None = None
+        self.created = False
+        self.n_saved = 0
 
         if self.n_showers < 1:
             raise DataFormatError(f"{self.path}: n_showers must be >= 1 (got {self.n_showers})")
@@ -100,27 +113,33 @@ class ShowerWriter:
             raise DataFormatError(f"{self.path}: cell_shape must be 3 positive integers (got {cell_shape})")
         if any("/" in k or not k for k in self.ledger_keys):
             raise DataFormatError(f"{self.path}: invalid ledger key in {list(self.ledger_keys)}")
+        if self.path.is_dir():
+            raise DataFormatError(f"{self.path}: is a folder, not a file name")
         if self.path.exists() and not overwrite:
             raise DataFormatError(f"{self.path}: exists; refusing to overwrite")
         # encode now so that unstorable attrs fail before any work is done
         encoded = encode_attrs(str(self.path), self._attrs)
 
-        if self.partial_path.exists() and resume:
-            self._reopen()
-        else:
-            if self.partial_path.exists():
-                logger.warning("%s: discarding the existing partial file (resume=False)", self.partial_path)
-            self._create(encoded)
+        self._lock = WriterLock(self.partial_path)
+        self._lock.acquire()
+        try:
+            if self.partial_path.exists() and resume:
+                self._reopen()
+            else:
+                if self.partial_path.exists():
+                    logger.warning("%s: discarding the existing partial file (resume=False)", self.partial_path)
+                self._create(encoded)
+        except BaseException:
+            self._lock.release()
+            raise
 
     # --- opening ---------------------------------------------------------------------------------------
 
     def _create(self, encoded: dict[str, Any]) -> None:
         n, shape = self.n_showers, self.cell_shape
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            f = h5py.File(self.partial_path, "w")
-        except OSError as exc:
-            raise hdf5_open_error(self.partial_path, exc) from None
+        f = self._open("w")
+        self.created = True
         # one shower per chunk: a batch write touches only its own chunks, and readers of a slice
         # decompress only what they need
         f.create_dataset("ECAL", shape=(n, *shape), dtype=np.float32, chunks=(1, *shape), **_COMPRESSION)
@@ -139,12 +158,24 @@ class ShowerWriter:
         f.flush()
         self._file = f
 
+    def _open(self, mode: str) -> h5py.File:
+        try:
+            return h5py.File(self.partial_path, mode)
+        except OSError as exc:
+            error = hdf5_open_error(self.partial_path, exc)
+            if not (self._lock.took_over and "is locked" in str(error)):
+                raise error from None
+        # the recorded writer is dead, so whoever holds HDF5's lock is not writing (see fastshower.data.lock)
+        logger.warning("%s: still locked by a leftover of the dead writer; opening it without HDF5's lock",
+                       self.partial_path)
+        try:
+            return h5py.File(self.partial_path, mode, locking=False)
+        except OSError as exc:
+            raise hdf5_open_error(self.partial_path, exc) from None
+
     def _reopen(self) -> None:
         p = self.partial_path
-        try:
-            f = h5py.File(p, "r+")
-        except OSError as exc:
-            raise hdf5_open_error(p, exc) from None
+        f = self._open("r+")
         try:
             if DONE_KEY not in f or "ECAL" not in f:
                 raise DataFormatError(
@@ -171,9 +202,8 @@ class ShowerWriter:
             f.close()
             raise
         self._file = f
-        logger.info(
-            "%s: resuming, %d of %d showers already written", p, int(self.done_mask().sum()), self.n_showers
-        )
+        self.n_saved = int(self.done_mask().sum())
+        logger.info("%s: resuming, %d of %d showers already written", p, self.n_saved, self.n_showers)
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -207,16 +237,19 @@ class ShowerWriter:
             )
         if stop == start:
             return
-        f["ECAL"][start:stop] = data.ecal
-        f["energy"][start:stop] = data.energy_GeV
-        f["theta"][start:stop] = data.theta_rad
-        f["phi"][start:stop] = data.phi_rad
-        f["pdgID"][start:stop] = data.pdg
-        for key in self.ledger_keys:
-            f["ledger"][key][start:stop] = data.ledger[key]
-        f.flush()
-        f[DONE_KEY][start:stop] = True
-        f.flush()
+        with deferred_interrupts():
+            newly_done = int(np.count_nonzero(~f[DONE_KEY][start:stop]))
+            f["ECAL"][start:stop] = data.ecal
+            f["energy"][start:stop] = data.energy_GeV
+            f["theta"][start:stop] = data.theta_rad
+            f["phi"][start:stop] = data.phi_rad
+            f["pdgID"][start:stop] = data.pdg
+            for key in self.ledger_keys:
+                f["ledger"][key][start:stop] = data.ledger[key]
+            f.flush()
+            f[DONE_KEY][start:stop] = True
+            f.flush()
+            self.n_saved += newly_done
 
     def finalize(self) -> Path:
         """Check that all N showers are written, drop ``_done``, close, and atomically rename to ``path``.
@@ -234,18 +267,22 @@ class ShowerWriter:
             )
         if self.path.exists() and not self.overwrite:
             raise DataFormatError(f"{self.path}: exists; refusing to overwrite")
-        del f[DONE_KEY]
-        # rewrite the attributes from scratch: a resumed job may pass fewer extras than the one that began
-        for key in list(f.attrs):
-            del f.attrs[key]
-        f.attrs.update(encode_attrs(str(self.path), self._attrs))
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["schema_version"] = SCHEMA_VERSION
-        f.close()
-        self._file = None
-        _fsync(p)
-        os.replace(p, self.path)
-        _fsync(self.path.parent)  # make the rename itself durable
+        if self.path.is_dir():
+            raise DataFormatError(f"{self.path}: is a folder, not a file name")
+        with deferred_interrupts():  # from here on, the partial file is no longer resumable until renamed
+            del f[DONE_KEY]
+            # rewrite the attributes from scratch: a resumed job may pass fewer extras than the one that began
+            for key in list(f.attrs):
+                del f.attrs[key]
+            f.attrs.update(encode_attrs(str(self.path), self._attrs))
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.close()
+            self._file = None
+            _fsync(p)
+            os.replace(p, self.path)
+            _fsync(self.path.parent)  # make the rename itself durable
+            self._lock.release()
         logger.info("%s: wrote %d showers", self.path, self.n_showers)
         return self.path
 
@@ -254,6 +291,13 @@ class ShowerWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._lock.release()
+
+    def discard(self) -> None:
+        """Close and delete the partial file (a run that failed and cannot or need not be resumed)."""
+        self.close()
+        self.partial_path.unlink(missing_ok=True)
+        self.n_saved = 0
 
     def __enter__(self) -> ShowerWriter:
         return self
@@ -294,6 +338,9 @@ def write_showers(path: str | Path, data: ShowerData, overwrite: bool = False) -
     writer = ShowerWriter(
         path, len(data), data.cell_shape, attrs, ledger_keys=keys, resume=False, overwrite=overwrite
     )
-    with writer:
+    try:
         writer.write(0, data)
         return writer.finalize()
+    except BaseException:  # written in one go: a partial file of it could never be resumed
+        writer.discard()
+        raise

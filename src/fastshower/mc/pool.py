@@ -9,13 +9,18 @@ CI hung that way. Here every worker has its own pipe and at most one task in fli
   worker's pipe the moment we kill it);
 - the parent only writes a task when the worker is waiting to read one, so a large task and a large result
   can never block each other;
-- a worker that dies is seen through its process sentinel, and reported with the task it was running.
+- a worker that dies is seen through its process sentinel, and reported with the task it was running;
+- a worker never outlives the parent: it is tied to it (:func:`fastshower.lifetime.tie_to_parent`: SIGKILL on
+  Linux when the parent dies, even mid-kernel, and a watchdog elsewhere), and a forked worker closes the
+  parent's ends of the pipes it inherited, its own included, so that it sees end-of-file when the parent is
+  gone (holding them, it waited forever, and kept the output file and its HDF5 lock open).
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing.connection
+import os
 import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +29,7 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from fastshower.errors import FastshowerError, WorkerError
+from fastshower.lifetime import tie_to_parent
 
 #: Seconds a worker may take to exit after it was asked to; after that it is killed.
 _EXIT_GRACE_S = 10.0
@@ -56,11 +62,18 @@ def imap_unordered(
         raise ValueError(f"workers must be >= 1, not {workers}")
     pool: list[_Worker] = []
     completed = False
+    method = context.get_start_method()
+    # forkserver puts its server between this process and the workers: the worker cannot check the pid
+    parent_pid = os.getpid() if method in ("fork", "spawn") else None
     try:
         for _ in range(workers):
             parent_end, child_end = context.Pipe(duplex=True)
+            # a forked child inherits every parent end opened so far, its own included: it closes them first
+            inherited = tuple(w.conn for w in pool) + (parent_end,) if method == "fork" else ()
             process = context.Process(
-                target=_worker_main, args=(child_end, function, initializer, initargs), daemon=True
+                target=_worker_main,
+                args=(child_end, function, initializer, initargs, parent_pid, inherited),
+                daemon=True,
             )
             process.start()
             child_end.close()  # so that the parent's end sees EOF when the worker is gone
@@ -137,9 +150,16 @@ def _worker_main(
     function: Callable[..., Any],
     initializer: Callable[..., None] | None,
     initargs: tuple,
+    parent_pid: int | None = None,
+    inherited: tuple[multiprocessing.connection.Connection, ...] = (),
 ) -> None:
-    # Ctrl-C reaches the whole process group: the parent handles it and stops the workers
+    tie_to_parent(parent_pid)
+    for conn_of_parent in inherited:
+        conn_of_parent.close()
+    # Ctrl-C and a job kill's SIGTERM reach the whole process group: the parent handles them and stops the
+    # workers (a forked worker would otherwise also run the parent's SIGTERM handler)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     init_error: BaseException | None = None
     if initializer is not None:
         try:

@@ -378,7 +378,8 @@ def _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i,
     return -1.0, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
 
 
-@njit(cache=True)
+# nogil: other threads run meanwhile, e.g. the worker's parent watchdog (fastshower.lifetime)
+@njit(cache=True, nogil=True)
 def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_back, slab_mat, slab_layer,
                half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, settings,
                images, ledger, stack_size):

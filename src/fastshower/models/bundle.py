@@ -13,6 +13,7 @@ A bundle is a ``torch.save``d dict of tensors and plain containers only, so that
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastshower.errors import DataFormatError
+from fastshower.errors import ConfigError, DataFormatError
+from fastshower.interrupts import deferred_interrupts
 from fastshower.models.registry import build_model
 
 SCHEMA = "fastshower-generator"
@@ -73,7 +75,8 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
     handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        torch.save(payload, tmp)
+        with deferred_interrupts():  # torch.save turns an interrupt inside it into a RuntimeError
+            torch.save(payload, tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
@@ -83,7 +86,8 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
 
 
 def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> GeneratorBundle:
-    """Load a bundle safely (``weights_only=True``) and rebuild its generator in eval mode."""
+    """Load a bundle safely (``weights_only=True``), check it field by field and rebuild its generator in eval
+    mode; ``DataFormatError`` (one line naming the file and the field) for anything missing or malformed."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such model file")
@@ -96,22 +100,96 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> G
     missing = [key for key in _REQUIRED if key not in payload]
     if missing:
         raise DataFormatError(f"{path}: generator bundle lacks {', '.join(missing)}")
-    if payload["schema_version"] > SCHEMA_VERSION:
-        raise DataFormatError(f"{path}: bundle schema {payload['schema_version']} is newer than this fastshower "
+    check = _FieldCheck(path)
+    version = check.integer(payload["schema_version"], "schema_version", low=1)
+    if version > SCHEMA_VERSION:
+        raise DataFormatError(f"{path}: bundle schema {version} is newer than this fastshower "
                               f"({SCHEMA_VERSION}); upgrade fastshower")
-    cell_shape = tuple(int(v) for v in payload["cell_shape"])
-    pair = build_model(payload["model_name"], cell_shape, **payload["model_config"])
+    model_name = check.kind(payload["model_name"], str, "model_name")
+    cell_shape = check.integers(payload["cell_shape"], "cell_shape", count=3, low=1)
+    model_config = check.mapping(payload["model_config"], "model_config")
+    weights = check.mapping(payload["generator"], "generator")
+    if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise DataFormatError(f"{path}: generator: expected a state_dict of tensors")
+    transform = check.mapping(payload["transform"], "transform")
+    power = check.number(transform.get("power"), "transform.power", positive=True)
+    scale = check.number(transform.get("scale"), "transform.scale", positive=True)
+    conditions = check.mapping(payload["conditions"], "conditions")
+    energy_range = check.interval(conditions.get("energy_GeV"), "conditions.energy_GeV", positive=True)
+    theta_range = check.interval(conditions.get("theta_rad"), "conditions.theta_rad")
+    particles = check.integers(conditions.get("particles"), "conditions.particles")
+    geometry = check.mapping(payload.get("geometry", {}), "geometry")
+    provenance = check.mapping(payload.get("provenance", {}), "provenance")
     try:
-        pair.generator.load_state_dict(payload["generator"])
-    except RuntimeError as err:
-        raise DataFormatError(f"{path}: generator weights do not fit model '{payload['model_name']}' "
+        pair = build_model(model_name, cell_shape, **model_config)
+    except ConfigError as err:
+        raise DataFormatError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:  # options the model does not take, or values it refuses
+        raise DataFormatError(f"{path}: model_config does not fit model '{model_name}' "
                               f"({str(err).splitlines()[0][:120]})") from None
-    conditions = payload["conditions"]
+    try:
+        pair.generator.load_state_dict(weights)
+    except RuntimeError as err:
+        raise DataFormatError(f"{path}: generator weights do not fit model '{model_name}' "
+                              f"({str(err).splitlines()[0][:120]})") from None
     return GeneratorBundle(
-        generator=pair.generator.eval(), model_name=payload["model_name"], cell_shape=cell_shape,
-        model_config=dict(payload["model_config"]), transform_power=float(payload["transform"]["power"]),
-        transform_scale=float(payload["transform"]["scale"]),
-        energy_range_GeV=tuple(conditions["energy_GeV"]), theta_range_rad=tuple(conditions["theta_rad"]),
-        particles=[int(p) for p in conditions["particles"]], geometry=dict(payload.get("geometry", {})),
-        provenance=dict(payload.get("provenance", {})),
+        generator=pair.generator.eval(), model_name=model_name, cell_shape=cell_shape,
+        model_config=dict(model_config), transform_power=power, transform_scale=scale,
+        energy_range_GeV=energy_range, theta_range_rad=theta_range, particles=list(particles),
+        geometry=dict(geometry), provenance=dict(provenance),
     )
+
+
+class _FieldCheck:
+    """Checks of a bundle's fields, each failure a one-line ``DataFormatError`` naming the file and field."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _fail(self, field_name: str, expected: str, value: Any) -> DataFormatError:
+        shown = repr(value)
+        return DataFormatError(f"{self.path}: {field_name}: expected {expected}, got "
+                               f"{shown if len(shown) <= 60 else shown[:57] + '...'}")
+
+    def kind(self, value: Any, kind: type, field_name: str) -> Any:
+        if not isinstance(value, kind):
+            raise self._fail(field_name, f"a {kind.__name__}", value)
+        return value
+
+    def mapping(self, value: Any, field_name: str) -> dict[str, Any]:
+        if not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+            raise self._fail(field_name, "a mapping with text keys", value)
+        return value
+
+    def integer(self, value: Any, field_name: str, low: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+            raise self._fail(field_name, "an integer" + (f" >= {low}" if low is not None else ""), value)
+        return value
+
+    def integers(self, value: Any, field_name: str, count: int | None = None,
+                 low: int | None = None) -> tuple[int, ...]:
+        expected = f"a list of {count or 'one or more'} integers" + (f" >= {low}" if low is not None else "")
+        if not isinstance(value, list | tuple) or (len(value) != count if count else not value):
+            raise self._fail(field_name, expected, value)
+        try:
+            return tuple(self.integer(v, field_name, low) for v in value)
+        except DataFormatError:
+            raise self._fail(field_name, expected, value) from None
+
+    def number(self, value: Any, field_name: str, positive: bool = False) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (positive and value <= 0):
+            raise self._fail(field_name, "a finite number" + (" > 0" if positive else ""), value)
+        return float(value)
+
+    def interval(self, value: Any, field_name: str, positive: bool = False) -> tuple[float, float]:
+        expected = "[low, high] with low <= high" + (", both > 0" if positive else "")
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise self._fail(field_name, expected, value)
+        try:
+            low, high = (self.number(v, field_name, positive) for v in value)
+        except DataFormatError:
+            raise self._fail(field_name, expected, value) from None
+        if low > high:
+            raise self._fail(field_name, expected, value)
+        return low, high

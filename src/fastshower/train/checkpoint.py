@@ -38,6 +38,7 @@ import torch
 import yaml
 
 from fastshower.errors import ConfigError, DataFormatError
+from fastshower.interrupts import deferred_interrupts
 
 SCHEMA_VERSION = 1
 CHECKPOINT_KEYS = (
@@ -49,15 +50,19 @@ LAST, BEST = "last.pt", "best.pt"
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path`` and rename it over ``path``."""
+    """Call ``write(file_object)`` on a temporary file next to ``path`` and rename it over ``path``.
+
+    Ctrl-C and SIGTERM wait until the file is in place (``torch.save`` would turn one landing inside it into a
+    ``RuntimeError``); they are then raised as usual.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with deferred_interrupts(), os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half of one
+            os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half of one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -144,13 +149,27 @@ def set_host_rng_state(state: dict[str, Any]) -> None:
 # --- run directory ----------------------------------------------------------------------------------------
 
 
+#: What a run writes before its first checkpoint: a run stopped before one is started over, not refused.
+_BEFORE_FIRST_CHECKPOINT = frozenset({"resolved_config.yaml", "log.jsonl", "tensorboard"})
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """A new run needs a new (or empty) directory; ``resume`` needs ``last.pt`` in it."""
+    """A new run needs a new or empty directory, or one left by a run stopped before its first checkpoint
+    (nothing in it to continue from); ``resume`` needs ``last.pt`` in it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file; a run needs a directory")
     if resume:
         if not (run_dir / LAST).is_file():
             raise ConfigError(f"{run_dir}: no checkpoint {LAST} to resume from")
-    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    elif run_dir.exists() and not {p.name for p in run_dir.iterdir()} <= _BEFORE_FIRST_CHECKPOINT:
         raise ConfigError(f"{run_dir}: exists; pass --resume to continue or choose another --out")
+
+
+def resume_hint(run_dir: Path) -> str:
+    """How to continue a stopped run from ``run_dir``, for the one-line message of an interrupt or error."""
+    if (run_dir / LAST).is_file():
+        return f"{run_dir / LAST} holds the last checkpoint: continue with fastshower train --out {run_dir} --resume"
+    return "no checkpoint was written yet: the same command starts the run over"
 
 
 def write_resolved_config(run_dir: Path, config: dict[str, Any]) -> None:

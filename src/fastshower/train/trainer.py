@@ -100,7 +100,8 @@ class Trainer:
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             ck.write_resolved_config(run_dir, config.to_dict())
-            self.log_file = open(run_dir / "log.jsonl", "a")  # noqa: SIM115 - closed in fit's finally
+            # a new run may start over where a stopped one left no checkpoint: its log starts over too
+            self.log_file = open(run_dir / "log.jsonl", "a" if resume else "w")  # noqa: SIM115 - closed in fit
             self.tb = self._tensorboard()
 
     # --- construction -------------------------------------------------------------------------------
