@@ -3,6 +3,7 @@ message says how to resume, and the same command finishes it with showers identi
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -27,11 +28,12 @@ def command(out: Path) -> list[str]:
 
 
 def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    """The child processes of ``pid``, whichever of its threads started them."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return sorted(found)
 
 
 def still_running(pids: list[int], ticks: dict[int, int | None], timeout_s: float) -> list[int]:
@@ -51,18 +53,43 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
+def start_and_wait_for_workers(cmd: list[str], expected: int) -> tuple[subprocess.Popen, list[int], dict]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(workers) < expected and proc.poll() is None and time.monotonic() < deadline:
+        workers = children(proc.pid)
+        time.sleep(0.05)
+    if len(workers) != expected:
+        proc.kill()
+        pytest.fail(f"the workers did not start: {proc.communicate()[1][-500:]}")
+    return proc, workers, {p: _start_ticks(p) for p in workers}
+
+
+def test_killed_dask_production_leaves_no_local_worker(tmp_path):
+    pytest.importorskip("dask.distributed")
+    cmd = command(tmp_path / "run.h5") + ["--scheduler", "local"]
+    cmd[cmd.index("--n") + 1] = "5000"  # far longer than the test
+    # 2 spawned dask workers and multiprocessing's resource tracker
+    proc, workers, ticks = start_and_wait_for_workers(cmd, 3)
+    try:
+        time.sleep(6.0)  # the workers are simulating
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert still_running(workers, ticks, 10.0) == []
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_production_leaves_no_worker_and_resumes_identically(uninterrupted, tmp_path, signum):
     out = tmp_path / "run.h5"
-    proc = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    workers: list[int] = []
+    proc, workers, ticks = start_and_wait_for_workers(command(out), 2)
     try:
-        deadline = time.monotonic() + 120
-        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            workers = children(proc.pid)
-            time.sleep(0.05)
-        assert len(workers) == 2, "the pool did not start"
-        ticks = {p: _start_ticks(p) for p in workers}
         time.sleep(2.0)  # a few chunks done, others in flight
         assert proc.poll() is None, "the production finished before it could be killed: make it longer"
         proc.send_signal(signum)

@@ -27,7 +27,7 @@ class Context:
 
     def __init__(self) -> None:
         self.writer: Any = None
-        self.hint: Callable[[], str] | None = None
+        self.hint: Callable[[], str] | None = None  # returns "" when there is nothing to say
 
     def leftovers(self) -> str:
         """What the failed or interrupted command left, and how to resume or discard it ("" if nothing).
@@ -36,7 +36,8 @@ class Context:
         """
         writer = self.writer
         if writer is None or writer.partial_path.is_dir() or not writer.partial_path.exists():
-            return f"; {self.hint()}" if self.hint is not None else ""
+            hint = self.hint() if self.hint is not None else ""
+            return f"; {hint}" if hint else ""
         if writer.created and writer.n_saved == 0:
             writer.discard()
             return "; nothing was saved"

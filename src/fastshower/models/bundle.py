@@ -94,7 +94,8 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> G
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling/zip error means a bad file
-        raise DataFormatError(f"{path}: not a loadable model file ({str(err).splitlines()[0][:120]})") from None
+        reason = " ".join(str(err).split())[:120]
+        raise DataFormatError(f"{path}: not a loadable model file ({type(err).__name__}: {reason})") from None
     if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
         raise DataFormatError(f"{path}: not a fastshower generator bundle (schema key missing or different)")
     missing = [key for key in _REQUIRED if key not in payload]

@@ -166,7 +166,10 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def resume_hint(run_dir: Path) -> str:
-    """How to continue a stopped run from ``run_dir``, for the one-line message of an interrupt or error."""
+    """How to continue a stopped run from ``run_dir``, for the one-line message of an interrupt or error ("" when
+    the run had not begun writing)."""
+    if not run_dir.is_dir():
+        return ""
     if (run_dir / LAST).is_file():
         return f"{run_dir / LAST} holds the last checkpoint: continue with fastshower train --out {run_dir} --resume"
     return "no checkpoint was written yet: the same command starts the run over"
