@@ -46,3 +46,16 @@ def synthetic_showers(n: int, shape: tuple[int, int, int] = (8, 8, 8), seed: int
     theta = rng.uniform(0.0, theta_max, n)
     codes = np.resize(np.asarray(pdg or [11]), n)
     return ShowerData(np.asarray(images, np.float32), energy, theta, np.zeros(n), codes)
+
+
+def kill_all(parent, pids) -> None:
+    """Kill a test's parent process and the workers it started: never leave a stray process behind a failed test."""
+    import contextlib
+    import os
+    import signal
+
+    parent.kill()
+    parent.wait()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -3,7 +3,6 @@ message says how to resume, and the same command finishes it with showers identi
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -13,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import kill_all
 from fastshower.data import partial_path, read_showers
 from fastshower.data.lock import lock_path
-from fastshower.lifetime import ProcessIdentity, _start_ticks
+from fastshower.lifetime import ProcessIdentity, child_pids
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc: Linux")
 
@@ -27,20 +27,10 @@ def command(out: Path) -> list[str]:
             "--chunk-size", "8", "--workers", "2", "--seed", "9", "--out", str(out), "--quiet"]
 
 
-def children(pid: int) -> list[int]:
-    """The child processes of ``pid``, whichever of its threads started them."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in (task / "children").read_text().split()]
-    return sorted(found)
-
-
-def still_running(pids: list[int], ticks: dict[int, int | None], timeout_s: float) -> list[int]:
-    host = ProcessIdentity.current().host
+def still_running(workers: list[ProcessIdentity], timeout_s: float) -> list[int]:
     deadline = time.monotonic() + timeout_s
     while True:
-        alive = [p for p in pids if ProcessIdentity(host, p, ticks[p]).is_running()]
+        alive = [w.pid for w in workers if w.is_running()]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
@@ -53,17 +43,17 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
-def start_and_wait_for_workers(cmd: list[str], expected: int) -> tuple[subprocess.Popen, list[int], dict]:
+def start_and_wait_for_workers(cmd: list[str], expected: int) -> tuple[subprocess.Popen, list[int], list]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: list[int] = []
     deadline = time.monotonic() + 120
     while len(workers) < expected and proc.poll() is None and time.monotonic() < deadline:
-        workers = children(proc.pid)
+        workers = child_pids(proc.pid)
         time.sleep(0.05)
     if len(workers) != expected:
         proc.kill()
         pytest.fail(f"the workers did not start: {proc.communicate()[1][-500:]}")
-    return proc, workers, {p: _start_ticks(p) for p in workers}
+    return proc, workers, [ProcessIdentity.of(p) for p in workers]
 
 
 def test_killed_dask_production_leaves_no_local_worker(tmp_path):
@@ -71,35 +61,29 @@ def test_killed_dask_production_leaves_no_local_worker(tmp_path):
     cmd = command(tmp_path / "run.h5") + ["--scheduler", "local"]
     cmd[cmd.index("--n") + 1] = "5000"  # far longer than the test
     # 2 spawned dask workers and multiprocessing's resource tracker
-    proc, workers, ticks = start_and_wait_for_workers(cmd, 3)
+    proc, workers, identities = start_and_wait_for_workers(cmd, 3)
     try:
         time.sleep(6.0)  # the workers are simulating
         assert proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        assert still_running(workers, ticks, 10.0) == []
+        assert still_running(identities, 10.0) == []
     finally:
-        proc.kill()
-        proc.wait()
-        for pid in workers:
-            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+        kill_all(proc, workers)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_production_leaves_no_worker_and_resumes_identically(uninterrupted, tmp_path, signum):
     out = tmp_path / "run.h5"
-    proc, workers, ticks = start_and_wait_for_workers(command(out), 2)
+    proc, workers, identities = start_and_wait_for_workers(command(out), 2)
     try:
         time.sleep(2.0)  # a few chunks done, others in flight
         assert proc.poll() is None, "the production finished before it could be killed: make it longer"
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
-        assert still_running(workers, ticks, 5.0) == []
+        assert still_running(identities, 5.0) == []
     finally:
-        proc.kill()
-        proc.wait()
-        for pid in workers:
-            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+        kill_all(proc, workers)
 
     assert partial_path(out).exists() and not out.exists()
     if signum == signal.SIGTERM:

@@ -8,8 +8,8 @@ import signal
 import pytest
 import torch
 
+from fastshower.atomic import FILE_MODE, atomic_write, atomic_write_text
 from fastshower.interrupts import Terminated, deferred_interrupts, terminate_as_interrupt
-from fastshower.train.checkpoint import atomic_write
 
 
 def test_sigterm_raises_terminated_inside_the_block_only():
@@ -66,3 +66,16 @@ def test_without_deferral_torch_save_turns_an_interrupt_into_a_runtime_error(tmp
 
     with open(tmp_path / "x.pt", "wb") as f, pytest.raises(RuntimeError):
         torch.save({"w": torch.zeros(100_000)}, InterruptingFile(f))
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = atomic_write_text(tmp_path / "index.html", "old")
+
+    def fails(f):
+        f.write(b"half of the new")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(path, fails)
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
+    assert path.stat().st_mode & 0o777 == FILE_MODE  # shared like any output, not private like mkstemp's files

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +10,8 @@ import time
 
 import pytest
 
-from fastshower.lifetime import ProcessIdentity, _start_ticks
+from conftest import kill_all
+from fastshower.lifetime import ProcessIdentity
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork and /proc: Linux")
 
@@ -47,8 +46,7 @@ PARENT = textwrap.dedent("""
 
 def wait_until_gone(pids: list[int], timeout_s: float) -> list[int]:
     """The pids still running (zombies count as gone) after up to ``timeout_s`` seconds."""
-    host = ProcessIdentity.current().host
-    identities = [ProcessIdentity(host, p, _start_ticks(p)) for p in pids]
+    identities = [ProcessIdentity.of(p) for p in pids]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         alive = [i.pid for i in identities if i.is_running()]
@@ -76,11 +74,44 @@ def test_workers_exit_within_seconds_when_their_parent_is_killed(mode, signum):
         parent.wait(timeout=10)
         assert wait_until_gone(workers, 5.0) == []
     finally:
+        kill_all(parent, workers)
+
+
+# A production whose workers are busy in the transport kernel, tied to the parent by the watchdog thread alone:
+# the thread runs only because the kernel releases the GIL (nogil=True).
+KERNEL_PARENT = textwrap.dedent("""
+    import multiprocessing, sys, time
+    import numpy as np
+    import fastshower.lifetime as lifetime
+    from fastshower.geometry import load_geometry
+    from fastshower.mc.production import run_production
+    from fastshower.mc.settings import PhysicsSettings
+    from fastshower.mc.simulator import Primaries
+
+    lifetime._set_parent_death_signal = lambda signum: None
+    n = 66
+    zeros = np.zeros(n)
+    primaries = Primaries(np.full(n, 11), np.full(n, 500.0), zeros, zeros, zeros, zeros)
+    todo = [(0, 1), (1, 2), (2, 34), (34, 66)]
+    stream = run_production(load_geometry("clic"), PhysicsSettings(), primaries, 1, todo, workers=2)
+    next(stream)  # from now on both workers run chunks of 32 showers of 500 GeV (~20 s in the kernel each)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_workers_busy_in_the_transport_kernel_exit_without_the_parent_death_signal():
+    parent = subprocess.Popen([sys.executable, "-c", KERNEL_PARENT], stdout=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    try:
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2
+        time.sleep(0.5)
         parent.kill()
-        parent.wait()
-        for pid in workers:  # never leave a stray process behind a failed test
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert wait_until_gone(workers, 3.0) == []
+    finally:
+        kill_all(parent, workers)
 
 
 def test_identity_of_a_live_process_a_dead_one_a_zombie_and_a_reused_pid():
@@ -89,16 +120,16 @@ def test_identity_of_a_live_process_a_dead_one_a_zombie_and_a_reused_pid():
     assert ProcessIdentity.from_dict(me.to_dict()) == me
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    identity = ProcessIdentity(me.host, child.pid, _start_ticks(child.pid))
+    identity = ProcessIdentity.of(child.pid)
     deadline = time.monotonic() + 10
     while child.poll() is None and time.monotonic() < deadline:  # poll reaps it
         time.sleep(0.05)
     assert not identity.is_running()
 
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    ticks = _start_ticks(zombie.pid)
+    identity = ProcessIdentity.of(zombie.pid)
     time.sleep(1.0)  # exited, not yet waited for: a zombie
-    assert not ProcessIdentity(me.host, zombie.pid, ticks).is_running()
+    assert not identity.is_running()
     zombie.wait()
 
     # the same pid with another start time is another process that reused the pid

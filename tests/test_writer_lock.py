@@ -15,7 +15,7 @@ from conftest import synthetic_showers
 from fastshower.data import ShowerWriter, partial_path, read_showers
 from fastshower.data.lock import lock_path
 from fastshower.errors import DataFormatError
-from fastshower.lifetime import ProcessIdentity, _start_ticks
+from fastshower.lifetime import ProcessIdentity
 
 SHAPE = (8, 8, 8)
 ATTRS = {"seed": 3, "request": {"n": 6}}
@@ -36,9 +36,9 @@ def half_written(out) -> None:
 
 def dead_record() -> dict:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    ticks = _start_ticks(child.pid)
+    identity = ProcessIdentity.of(child.pid)
     child.wait()
-    return ProcessIdentity(ProcessIdentity.current().host, child.pid, ticks).to_dict()
+    return identity.to_dict()
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_a_live_writer_is_refused(tmp_path, sleeper):
     out = tmp_path / "a.h5"
     half_written(out)
     time.sleep(0.2)
-    identity = ProcessIdentity(ProcessIdentity.current().host, sleeper.pid, _start_ticks(sleeper.pid))
+    identity = ProcessIdentity.of(sleeper.pid)
     lock_path(partial_path(out)).write_text(json.dumps(identity.to_dict()))
     with pytest.raises(DataFormatError, match=rf"is being written by process {sleeper.pid} \(still running\)"):
         writer(out)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastshower.atomic import atomic_write_text
 from fastshower.generate import ShowerSampler
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,4 @@ def write_results(section: str, path: str | Path = "benchmarks/RESULTS.md") -> P
     old = path.read_text() if path.exists() else "# Benchmark results\n\n"
     pattern = re.compile(re.escape(heading) + r".*?(?=\n## |\Z)", re.S)
     new = pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, new)

@@ -8,9 +8,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from fastshower import __version__
+from fastshower.atomic import atomic_write
 from fastshower.data import ShowerData, ShowerWriter
 from fastshower.errors import ConfigError
 from fastshower.geometry import load_geometry
@@ -257,12 +256,4 @@ def _plot(path: Path, calorimeter: Any, energies: list[float], images: np.ndarra
 
 
 def _save_atomic(fig: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))

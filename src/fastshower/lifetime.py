@@ -14,6 +14,7 @@ holding the output file), and a rerun must be able to tell a dead writer's lefto
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: Seconds between two looks of the watchdog thread at the parent.
@@ -37,7 +39,8 @@ def tie_to_parent(expected_parent_pid: int | None = None) -> None:
 
     ``expected_parent_pid`` is the parent's pid as the parent saw it before starting the child (None where the
     start method puts another process in between, e.g. multiprocessing's forkserver): a child whose parent
-    died before this call exits at once.
+    died before this call exits at once. Linux delivers the parent-death signal when the parent *thread* that
+    started the child exits; start children from a thread that lives as long as they should.
     """
     parent = os.getppid()
     if expected_parent_pid is not None and parent != expected_parent_pid:
@@ -80,7 +83,12 @@ class ProcessIdentity:
     @classmethod
     def current(cls) -> ProcessIdentity:
         """This process."""
-        return cls(socket.gethostname(), os.getpid(), _start_ticks(os.getpid()))
+        return cls.of(os.getpid())
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        """The process ``pid`` of this host, as it is now (its start time read while it runs)."""
+        return cls(socket.gethostname(), int(pid), _start_ticks(int(pid)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -111,6 +119,15 @@ class ProcessIdentity:
             return False
         ticks = _start_ticks(self.pid)
         return self.start_ticks is None or ticks is None or ticks == self.start_ticks
+
+
+def child_pids(pid: int) -> list[int]:
+    """The pids of the children of process ``pid``, whichever of its threads started them (Linux; [] elsewhere)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return sorted(found)
 
 
 def _proc_stat_fields(pid: int) -> list[str] | None:

@@ -112,6 +112,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
         parse_values,
         particle_name,
         plan_primaries,
+        require_dask,
         run_production,
     )
     from fastshower.mc.simulator import available_energy_GeV
@@ -133,6 +134,8 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     entry_xy = _parse_xy(args.entry_xy)
     primaries = plan_primaries(particle, energy, theta, phi, args.n, args.seed, entry_xy, args.entry_spread)
     check_primaries(calorimeter, settings, primaries)
+    if args.scheduler is not None:
+        require_dask()
 
     request = {
         "particle": particle,

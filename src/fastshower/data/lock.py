@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
+from fastshower.atomic import atomic_write_text
 from fastshower.errors import DataFormatError
 from fastshower.lifetime import ProcessIdentity
 
@@ -96,12 +95,4 @@ class WriterLock:
 
     def _write_record(self) -> None:
         record = {**self.me.to_dict(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(record))

@@ -57,6 +57,10 @@ def imap_unordered(
     (or by the initializer) is raised here; a worker that dies raises :class:`WorkerError`. Whenever this
     generator ends (exhausted, closed early, or by an exception), the workers are gone when it returns.
     ``describe(task)`` names a task in the error about a worker that died while running it.
+
+    The workers die with this process, however it dies (see :func:`fastshower.lifetime.tie_to_parent`). On Linux
+    they are tied to the *thread* that starts them (the first ``next``): iterate from a thread that outlives the
+    pool, e.g. the main thread.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, not {workers}")

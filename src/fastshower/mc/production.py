@@ -262,7 +262,7 @@ def run_production(
         raise ConfigError(f"--workers {workers}: must be >= 1")
     check_primaries(calorimeter, settings, primaries)
     if scheduler is not None:
-        _require_dask()
+        require_dask()
         return _run_dask(calorimeter, settings, primaries, int(seed), todo, workers, scheduler)
     if workers == 1 or len(todo) <= 1:
         return _run_local(calorimeter, settings, primaries, int(seed), todo)
@@ -312,7 +312,8 @@ def _describe_chunk(task: tuple) -> str:
     return f"showers [{start}, {start + len(chunk_primaries)})"
 
 
-def _require_dask() -> None:
+def require_dask() -> None:
+    """``ConfigError`` (one line) unless dask.distributed is installed."""
     try:
         import dask.distributed  # noqa: F401
     except ImportError:
@@ -329,8 +330,9 @@ def _run_dask(
     client = None
     try:
         if scheduler == "local":
+            # silence_logs: the workers' warnings about tasks cancelled by a stop would break the one-line message
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
             try:

@@ -14,8 +14,6 @@ A bundle is a ``torch.save``d dict of tensors and plain containers only, so that
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from fastshower.atomic import atomic_write
 from fastshower.errors import ConfigError, DataFormatError
-from fastshower.interrupts import deferred_interrupts
 from fastshower.models.registry import build_model
 
 SCHEMA = "fastshower-generator"
@@ -71,18 +69,7 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
                        "theta_rad": [float(v) for v in theta_range_rad], "particles": list(particles or [11])},
         "geometry": dict(geometry or {}), "provenance": dict(provenance or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with deferred_interrupts():  # torch.save turns an interrupt inside it into a RuntimeError
-            torch.save(payload, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model file is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> GeneratorBundle:

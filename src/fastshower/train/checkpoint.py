@@ -27,9 +27,7 @@ Only tensors and primitive containers are stored, so ``torch.load(weights_only=T
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,8 @@ import numpy as np
 import torch
 import yaml
 
+from fastshower.atomic import atomic_write
 from fastshower.errors import ConfigError, DataFormatError
-from fastshower.interrupts import deferred_interrupts
 
 SCHEMA_VERSION = 1
 CHECKPOINT_KEYS = (
@@ -47,25 +45,6 @@ CHECKPOINT_KEYS = (
     "transform", "best_score", "best_epoch",
 )
 LAST, BEST = "last.pt", "best.pt"
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path`` and rename it over ``path``.
-
-    Ctrl-C and SIGTERM wait until the file is in place (``torch.save`` would turn one landing inside it into a
-    ``RuntimeError``); they are then raised as usual.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with deferred_interrupts(), os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-            os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:

@@ -19,8 +19,6 @@ import html
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fastshower.atomic import atomic_write, atomic_write_text
 from fastshower.data import inspect_showers, read_showers
 from fastshower.errors import ConfigError, DataFormatError
 from fastshower.validate.observables import (
@@ -114,15 +113,8 @@ def _clean(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_clean(payload), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (temporary file in the same folder, then renamed over ``path``)."""
+    atomic_write_text(path, json.dumps(_clean(payload), indent=1, allow_nan=False))
 
 
 # --- pass / fail ---------------------------------------------------------------------------------------------
@@ -321,7 +313,7 @@ def run_validation(
     metrics["seconds"] = time.perf_counter() - t_start
     logger.info("figures done after %.1f s", metrics["seconds"])
     write_json_atomic(out / "metrics.json", metrics)
-    (out / "index.html").write_text(render_html(_clean(metrics), images))
+    atomic_write_text(out / "index.html", render_html(_clean(metrics), images))
     return _clean(metrics)
 
 
@@ -353,7 +345,7 @@ def _make_plots(sub: dict[str, Observables], selections: list[tuple[str, str, di
 
     def save(fig: Any, stem: str, caption: str) -> None:
         path = folder / f"{stem}.png"
-        fig.savefig(path, dpi=50, bbox_inches="tight")
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=50, bbox_inches="tight"))
         plt.close(fig)
         written.append((caption, path))
 

@@ -1,0 +1,46 @@
+"""Atomic file writes: readers see the old file or the new one, never half of one, whatever interrupts the write.
+
+Every output that is not a shower file (those have their resumable writer, :mod:`fastshower.data.writer`) is
+written here: checkpoints, model bundles, reports, figures, benchmark results, writer records. The content goes
+to a temporary file in the target's folder, is flushed to disk, and is renamed over the target; a failure removes
+the temporary file and leaves the old target untouched. Ctrl-C and SIGTERM wait until the file is in place
+(:func:`fastshower.interrupts.deferred_interrupts`): ``torch.save`` would turn one landing inside it into a
+``RuntimeError``, and a half-done rename is no use to anyone.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from fastshower.interrupts import deferred_interrupts
+
+#: Outputs are meant to be shared (mkstemp alone would make them private to the user).
+FILE_MODE = 0o644
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(binary_file)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with deferred_interrupts(), os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda f: f.write(data))
