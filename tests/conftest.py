@@ -59,3 +59,14 @@ def kill_all(parent, pids) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt, as at an interactive prompt: a job started in the background (``cmd &``,
+    as CI may run the suite) inherits SIGINT ignored, and tests of Ctrl-C would then see nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -218,6 +218,7 @@ def train_args(data: Path, out: Path) -> list[str]:
             "--epochs", "1", "--batch-size", "4", "--quiet"]
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_while_a_checkpoint_is_written_is_one_line_and_the_checkpoint_survives(showers, tmp_path,
                                                                                         monkeypatch, capsys):
     import fastshower.train.checkpoint as ck

@@ -21,6 +21,7 @@ def test_sigterm_raises_terminated_inside_the_block_only():
     assert issubclass(Terminated, KeyboardInterrupt)  # every `except KeyboardInterrupt` cleanup applies
 
 
+@pytest.mark.usefixtures("sigint_raises")
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_an_interrupt_waits_for_the_end_of_a_critical_section(signum, raised):
     done = []
@@ -33,6 +34,7 @@ def test_an_interrupt_waits_for_the_end_of_a_critical_section(signum, raised):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_an_interrupt_during_a_checkpoint_write_leaves_the_new_file_whole(tmp_path):
     path = tmp_path / "last.pt"
     atomic_write(path, lambda f: torch.save({"step": 1}, f))

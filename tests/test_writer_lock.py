@@ -140,6 +140,7 @@ def test_an_output_name_that_is_a_folder_is_refused_before_anything_is_written(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_interrupted_writes_complete_before_the_interrupt(tmp_path, monkeypatch):
     import os
     import signal

@@ -35,8 +35,9 @@ def _in_main_thread() -> bool:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (no effect in other threads)."""
-    if not _in_main_thread():
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (no effect in other threads, nor
+    where SIGTERM was set to be ignored by whoever started the process)."""
+    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
