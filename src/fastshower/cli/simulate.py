@@ -52,19 +52,20 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    help="showers per work unit (default: %(default)s)")
     p.add_argument("--physics", type=Path, metavar="FILE", help="YAML/TOML file of physics settings")
     p.add_argument("--range-cut-mm", type=float, help="production range cut in mm (overrides --physics)")
+    p.add_argument("--cut-conversion", choices=("geant4", "csda"),
+                   help="range cut to energy thresholds: Geant4's converters or the CSDA range (overrides --physics)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-resume", action="store_true",
                    help="discard an existing <out>.partial instead of resuming it")
 
 
-def _load_settings(path: Path | None, range_cut_mm: float | None) -> Any:
+def _load_settings(path: Path | None, **overrides: Any) -> Any:
     from fastshower.mc.settings import PhysicsSettings
 
     values: dict[str, Any] = {}
     if path is not None:
         values.update(read_mapping(path, "physics settings file"))
-    if range_cut_mm is not None:
-        values["range_cut_mm"] = range_cut_mm
+    values.update({key: value for key, value in overrides.items() if value is not None})
     return PhysicsSettings.from_dict(values)
 
 
@@ -126,7 +127,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     if args.chunk_size < 1:
         raise ConfigError(f"--chunk-size {args.chunk_size}: must be >= 1")
     calorimeter = load_geometry(args.geometry)
-    settings = _load_settings(args.physics, args.range_cut_mm)
+    settings = _load_settings(args.physics, range_cut_mm=args.range_cut_mm, cut_conversion=args.cut_conversion)
     particle = particle_name(args.particle)
     energy = parse_values(args.energy, "--energy")
     theta = parse_values(args.theta, "--theta")

@@ -70,7 +70,7 @@ def _check_compatible(infos: list[dict[str, Any]]) -> None:
             raise DataFormatError(f"{path}: ledger keys {sorted(info['ledger_keys'])} differ from "
                                   f"{sorted(first['ledger_keys'])} in {first['path']}")
         for key in MUST_AGREE:
-            if attrs.get(key) != first["attrs"].get(key):
+            if _normalised(key, attrs.get(key)) != _normalised(key, first["attrs"].get(key)):
                 raise DataFormatError(f"{path}: {key} settings differ from those of {first['path']}")
         if "seed" in attrs and "request" in attrs:
             production = f"{attrs['seed']!r} {attrs['request']!r}"
@@ -80,9 +80,22 @@ def _check_compatible(infos: list[dict[str, Any]]) -> None:
             seen[production] = path
 
 
+def _normalised(key: str, value: Any) -> Any:
+    """Physics settings with the settings added since a file was made filled in as it was made."""
+    if key != "physics" or not isinstance(value, dict):
+        return value
+    from fastshower.errors import ConfigError
+    from fastshower.mc.settings import PhysicsSettings
+
+    try:
+        return PhysicsSettings.from_recorded(value).to_dict()
+    except ConfigError:  # settings of another fastshower: compared as they are
+        return value
+
+
 def _merged_attrs(infos: list[dict[str, Any]]) -> dict[str, Any]:
     first = infos[0]["attrs"]
-    attrs: dict[str, Any] = {key: first[key] for key in MUST_AGREE if key in first}
+    attrs: dict[str, Any] = {key: _normalised(key, first[key]) for key in MUST_AGREE if key in first}
     attrs["merged_from"] = [{"file": Path(i["path"]).name, "n": i["n"], "seed": i["attrs"].get("seed"),
                              "request": i["attrs"].get("request")} for i in infos]
     requests = [i["attrs"].get("request") for i in infos]

@@ -7,15 +7,22 @@ from typing import Any
 
 from fastshower.errors import ConfigError
 
+#: Range-to-energy conversions of the production cut (fastshower.mc.cuts implements them).
+CONVERSIONS = ("geant4", "csda")
+#: What files that do not record a setting were made with (the setting did not exist yet).
+RECORDED_BEFORE: dict[str, Any] = {"cut_conversion": "csda"}
+
 
 @dataclass(frozen=True)
 class PhysicsSettings:
     """Cuts and step limits. Defaults are comparable to Geant4's EM physics with a 0.7 mm range cut.
 
     Attributes:
-        range_cut_mm: production cut as a range, converted per material into energy cuts for delta rays
-            (electron CSDA range = cut) and bremsstrahlung photons (5 photon attenuation lengths = cut), as
-            Geant4 does.
+        range_cut_mm: production cut as a range, converted per material into energy thresholds for delta rays
+            and bremsstrahlung photons (``cut_conversion``).
+        cut_conversion: ``"geant4"``: Geant4's range-to-energy converters (the thresholds a Geant4 user gets for
+            the same cut); ``"csda"``: electron CSDA range = cut and 5 photon attenuation lengths = cut, with
+            fastshower's own stopping powers and cross-sections (see :mod:`fastshower.mc.cuts`).
         min_cut_MeV: lower bound of the energy cuts (Geant4's 990 eV).
         electron_tracking_cut_MeV: e-/e+ below this kinetic energy stop and deposit it (e+ then annihilate).
         photon_tracking_cut_MeV: photons below this energy are absorbed locally.
@@ -29,6 +36,7 @@ class PhysicsSettings:
     """
 
     range_cut_mm: float = 0.7
+    cut_conversion: str = "csda"
     min_cut_MeV: float = 0.00099
     electron_tracking_cut_MeV: float = 0.01
     photon_tracking_cut_MeV: float = 0.001
@@ -45,6 +53,9 @@ class PhysicsSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value > 0 and value == value):
                 raise ConfigError(f"physics setting {name}: must be a positive number, got {value!r}")
+        if self.cut_conversion not in CONVERSIONS:
+            raise ConfigError(f"physics setting cut_conversion: {self.cut_conversion!r} is not one of "
+                              f"{', '.join(CONVERSIONS)}")
         if not 0.0 < self.step_fraction <= 1.0:
             raise ConfigError(f"physics setting step_fraction: must be in (0, 1], got {self.step_fraction!r}")
         if self.range_rejection_MeV < 0:
@@ -53,6 +64,12 @@ class PhysicsSettings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, stored in the data files."""
         return asdict(self)
+
+    @classmethod
+    def from_recorded(cls, values: dict[str, Any]) -> PhysicsSettings:
+        """The settings a data file records; a setting added after the file was made takes the value that
+        reproduces the physics of its time (``RECORDED_BEFORE``), not today's default."""
+        return cls.from_dict({**RECORDED_BEFORE, **values})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PhysicsSettings:

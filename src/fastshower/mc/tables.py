@@ -11,6 +11,7 @@ import numpy as np
 
 from fastshower.geometry import Calorimeter
 from fastshower.materials import Material, electron_stopping_power_MeV_mm
+from fastshower.mc.cuts import csda_range_mm, production_cuts_MeV
 from fastshower.mc.physics import annihilation, bremsstrahlung, compton, pair, photoelectric
 from fastshower.mc.physics.bremsstrahlung import coulomb_correction
 from fastshower.mc.physics.ionisation import bhabha_cross_section_mm2, moller_cross_section_mm2
@@ -54,33 +55,9 @@ class MaterialTables:
         return {name: (float(self.scalars[m, 1]), float(self.scalars[m, 2])) for m, name in enumerate(self.materials)}
 
 
-def electron_cut_MeV(material: Material, settings: PhysicsSettings) -> float:
-    """Kinetic energy whose electron CSDA range equals the range cut (bounded below by min_cut_MeV)."""
-    grid = np.geomspace(settings.min_cut_MeV, 1e4, 800)
-    csda = _csda_range(grid, electron_stopping_power_MeV_mm(material, grid))
-    return float(max(settings.min_cut_MeV, np.interp(settings.range_cut_mm, csda, grid)))
-
-
-def photon_cut_MeV(material: Material, settings: PhysicsSettings) -> float:
-    """Lowest energy above which five attenuation lengths exceed the range cut (as Geant4's conversion)."""
-    grid = np.geomspace(settings.min_cut_MeV, 10.0, 600)
-    mu = _photon_attenuation(material, grid).sum(axis=0)
-    too_short = np.nonzero(5.0 / np.maximum(mu, 1e-300) < settings.range_cut_mm)[0]
-    if too_short.size == 0:
-        return float(settings.min_cut_MeV)
-    return float(grid[min(too_short[-1] + 1, grid.size - 1)])
-
-
-def _photon_attenuation(material: Material, photon_MeV: np.ndarray) -> np.ndarray:
-    return np.stack([pair.element_tables(material, photon_MeV).sum(axis=0),
-                     compton.macroscopic_cross_section(material, photon_MeV),
-                     photoelectric.element_tables(material, photon_MeV).sum(axis=0)])
-
-
-def _csda_range(kinetic: np.ndarray, dedx: np.ndarray) -> np.ndarray:
-    inv = 1.0 / np.maximum(dedx, 1e-300)
-    steps = np.diff(kinetic) * 0.5 * (inv[1:] + inv[:-1])
-    return np.concatenate([[kinetic[0] * inv[0]], kinetic[0] * inv[0] + np.cumsum(steps)])
+def production_cuts(material: Material, settings: PhysicsSettings) -> tuple[float, float]:
+    """(electron, photon) production thresholds (MeV) for the settings' range cut and conversion."""
+    return production_cuts_MeV(material, settings.range_cut_mm, settings.cut_conversion, settings.min_cut_MeV)
 
 
 def _cumulative(per_element: np.ndarray, max_elements: int) -> np.ndarray:
@@ -103,15 +80,15 @@ def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -
     scalars = np.zeros((n_mat, 6))
     T = ENERGY_GRID_MeV
     for m, mat in enumerate(materials):
-        cut_e, cut_g = electron_cut_MeV(mat, settings), photon_cut_MeV(mat, settings)
+        cut_e, cut_g = production_cuts(mat, settings)
         brems_sigma, brems_loss = bremsstrahlung.element_tables(mat, T, cut_g)
         col_e = electron_stopping_power_MeV_mm(mat, T, cut_MeV=cut_e)
         col_p = electron_stopping_power_MeV_mm(mat, T, cut_MeV=cut_e, positron=True)
         values[m, DEDX_COL_E], values[m, DEDX_COL_P] = col_e, col_p
         values[m, DEDX_E] = col_e + brems_loss.sum(axis=0)
         values[m, DEDX_P] = col_p + brems_loss.sum(axis=0)
-        values[m, RANGE_E] = _csda_range(T, values[m, DEDX_E])
-        values[m, RANGE_P] = _csda_range(T, values[m, DEDX_P])
+        values[m, RANGE_E] = csda_range_mm(T, values[m, DEDX_E])
+        values[m, RANGE_P] = csda_range_mm(T, values[m, DEDX_P])
         values[m, SIG_MOLLER] = mat.electrons_per_mm3 * moller_cross_section_mm2(T, cut_e)
         values[m, SIG_BHABHA] = mat.electrons_per_mm3 * bhabha_cross_section_mm2(T, cut_e)
         values[m, SIG_BREMS] = brems_sigma.sum(axis=0)
