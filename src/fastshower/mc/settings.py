@@ -10,7 +10,11 @@ from fastshower.errors import ConfigError
 #: Range-to-energy conversions of the production cut (fastshower.mc.cuts implements them).
 CONVERSIONS = ("geant4", "csda")
 #: What files that do not record a setting were made with (the setting did not exist yet).
-RECORDED_BEFORE: dict[str, Any] = {"cut_conversion": "csda"}
+RECORDED_BEFORE: dict[str, Any] = {"cut_conversion": "csda", "msc": "highland"}
+#: Multiple-scattering models of e-/e+ (fastshower.mc.physics.elastic and .msc).
+MSC_MODELS = ("wentzel", "highland")
+#: Largest accuracy parameters C1, C2 of the mixed elastic scheme (PENELOPE recommends values up to 0.2).
+MAX_MIXED_C = 0.2
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,13 @@ class PhysicsSettings:
             slab deposits its energy at once (EGS's ESAVE; exact for the ledger, neglects its brems photons).
         step_fraction: a charged step loses at most this fraction of the residual range (Geant4 dRoverRange).
         final_range_mm: ... unless the range is below this (Geant4 finalRange).
+        msc: multiple scattering of e-/e+: ``"wentzel"``, the screened-Rutherford cross-section with Moliere's
+            screening in a mixed scheme (hard collisions one by one, soft ones grouped at a random hinge: the
+            single-scattering tail, backscattering, true path lengths; :mod:`fastshower.mc.physics.elastic`), or
+            ``"highland"``, a Gaussian per step with the Highland width (the model of files made before).
+        msc_c1, msc_c2: accuracy parameters of the mixed scheme, in (0, 0.2]: the hard mean free path is at most
+            C1 transport mean free paths and C2 E / (dE/dx) (PENELOPE's C1, C2). Smaller is more accurate (thin
+            foils need C1 ~ 1e-4) and slower.
         straggling: sample energy-loss fluctuations in sensors (mean loss elsewhere, where deposits are not
             read out).
         max_particles: capacity of the particle stack (grows when exceeded; this is the start size).
@@ -43,6 +54,9 @@ class PhysicsSettings:
     range_rejection_MeV: float = 2.0
     step_fraction: float = 0.2
     final_range_mm: float = 0.1
+    msc: str = "highland"
+    msc_c1: float = 0.05
+    msc_c2: float = 0.05
     straggling: bool = True
     max_particles: int = 4096
 
@@ -56,6 +70,12 @@ class PhysicsSettings:
         if self.cut_conversion not in CONVERSIONS:
             raise ConfigError(f"physics setting cut_conversion: {self.cut_conversion!r} is not one of "
                               f"{', '.join(CONVERSIONS)}")
+        if self.msc not in MSC_MODELS:
+            raise ConfigError(f"physics setting msc: {self.msc!r} is not one of {', '.join(MSC_MODELS)}")
+        for name in ("msc_c1", "msc_c2"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 < value <= MAX_MIXED_C):
+                raise ConfigError(f"physics setting {name}: must be in (0, {MAX_MIXED_C}], got {value!r}")
         if not 0.0 < self.step_fraction <= 1.0:
             raise ConfigError(f"physics setting step_fraction: must be in (0, 1], got {self.step_fraction!r}")
         if self.range_rejection_MeV < 0:

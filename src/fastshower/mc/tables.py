@@ -12,7 +12,7 @@ import numpy as np
 from fastshower.geometry import Calorimeter
 from fastshower.materials import Material, electron_stopping_power_MeV_mm
 from fastshower.mc.cuts import csda_range_mm, production_cuts_MeV
-from fastshower.mc.physics import annihilation, bremsstrahlung, compton, pair, photoelectric
+from fastshower.mc.physics import annihilation, bremsstrahlung, compton, elastic, pair, photoelectric
 from fastshower.mc.physics.bremsstrahlung import coulomb_correction
 from fastshower.mc.physics.ionisation import bhabha_cross_section_mm2, moller_cross_section_mm2
 from fastshower.mc.settings import PhysicsSettings
@@ -28,9 +28,11 @@ ENERGY_GRID_MeV = np.exp(LN_E_MIN + np.arange(N_ENERGIES) / INV_DLN)
 # rows of MaterialTables.values
 DEDX_E, DEDX_P, RANGE_E, RANGE_P, SIG_MOLLER, SIG_BHABHA, SIG_BREMS, SIG_ANNIH = range(8)
 MU_PAIR, MU_COMPTON, MU_PHOTO, MU_TOTAL, DEDX_COL_E, DEDX_COL_P = range(8, 14)
-N_QUANTITIES = 14
+# mixed elastic scattering: hard-collision cross-section (1/mm), soft first transport cross-section (1/mm), mu_c
+SIG_EL_HARD, INV_L1_SOFT, MU_CUT = range(14, 17)
+N_QUANTITIES = 17
 # rows of MaterialTables.element_cumulative
-CUM_BREMS, CUM_PAIR, CUM_PHOTO = range(3)
+CUM_BREMS, CUM_PAIR, CUM_PHOTO, CUM_ELASTIC = range(4)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,24 @@ def production_cuts(material: Material, settings: PhysicsSettings) -> tuple[floa
     return production_cuts_MeV(material, settings.range_cut_mm, settings.cut_conversion, settings.min_cut_MeV)
 
 
+def _mixed_elastic(mat: Material, T: np.ndarray, dedx: np.ndarray, settings: PhysicsSettings,
+                   rows: np.ndarray) -> np.ndarray:
+    """Fill the mixed elastic rows of one material; returns the hard cross-section per element (1/mm)."""
+    Z = np.array([el.Z for el in mat.elements], dtype=np.float64)[:, None]
+    N = np.asarray(mat.atoms_per_mm3, dtype=np.float64)
+    K, A = elastic.rutherford_factor_mm2(Z, T[None, :]), elastic.screening_parameter(Z, T[None, :])
+    ones = np.ones_like(A)
+    inv_lambda_el = (N[:, None] * elastic.cross_section_above_mm2(K, A, 0.0 * ones)).sum(axis=0)
+    inv_lambda_1 = (N[:, None] * elastic.transport_below_mm2(K, A, ones)).sum(axis=0)
+    lambda_h = np.maximum(1.0 / inv_lambda_el, np.minimum(settings.msc_c1 / inv_lambda_1, settings.msc_c2 * T / dedx))
+    mu_c = elastic.hard_cutoff(N, K, A, 1.0 / lambda_h)
+    hard = N[:, None] * elastic.cross_section_above_mm2(K, A, mu_c[None, :])
+    rows[SIG_EL_HARD] = hard.sum(axis=0)
+    rows[INV_L1_SOFT] = (N[:, None] * elastic.transport_below_mm2(K, A, mu_c[None, :])).sum(axis=0)
+    rows[MU_CUT] = mu_c
+    return hard
+
+
 def _cumulative(per_element: np.ndarray, max_elements: int) -> np.ndarray:
     total = per_element.sum(axis=0)
     out = np.ones((max_elements, per_element.shape[1]))
@@ -75,7 +95,7 @@ def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -
     n_mat = len(materials)
     max_el = max(len(m.elements) for m in materials)
     values = np.zeros((n_mat, N_QUANTITIES, N_ENERGIES))
-    cumulative = np.ones((n_mat, 3, max_el, N_ENERGIES))
+    cumulative = np.ones((n_mat, 4, max_el, N_ENERGIES))
     element_data = np.zeros((n_mat, max_el, 6))
     scalars = np.zeros((n_mat, 6))
     T = ENERGY_GRID_MeV
@@ -102,6 +122,8 @@ def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -
         cumulative[m, CUM_BREMS] = _cumulative(brems_sigma, max_el)
         cumulative[m, CUM_PAIR] = _cumulative(pair_el, max_el)
         cumulative[m, CUM_PHOTO] = _cumulative(photo_el, max_el)
+        hard_el = _mixed_elastic(mat, T, values[m, DEDX_E], settings, values[m])
+        cumulative[m, CUM_ELASTIC] = _cumulative(hard_el, max_el)
         for j, el in enumerate(mat.elements):
             k_edge, l1_edge = photoelectric.binding_energies_MeV(el.symbol)
             element_data[m, j] = (el.Z, el.Z ** (1.0 / 3.0), np.log(el.Z), coulomb_correction(el.Z),

@@ -22,6 +22,7 @@ from fastshower.mc.kinematics import deflect, energy_at_range, interpolate, norm
 from fastshower.mc.physics.annihilation import sample_in_flight
 from fastshower.mc.physics.bremsstrahlung import sample_photon_energy, sample_photon_polar
 from fastshower.mc.physics.compton import sample_scattered_fraction
+from fastshower.mc.physics.elastic import sample_hard_mu, sample_soft_mu, screening_parameter
 from fastshower.mc.physics.ionisation import sample_delta_fraction, straggled_loss
 from fastshower.mc.physics.msc import highland_theta0, isotropic_cos, scatter
 from fastshower.mc.physics.pair import sample_positron_fraction
@@ -127,11 +128,12 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
     ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at
     (x0, y0, 0) with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons.
     ``settings`` = [e- tracking cut, photon tracking cut, range-rejection energy, step fraction,
-    final range (mm), straggling flag].
+    final range (mm), straggling flag, mixed elastic scattering flag].
     """
     state = rng_init(seed)
     e_track, g_track, e_save = settings[0], settings[1], settings[2]
     step_fraction, final_range, straggling = settings[3], settings[4], settings[5] > 0.5
+    mixed = settings[6] > 0.5
     n_slabs = z_front.shape[0]
     stack_f = np.empty((stack_size, 7))
     stack_i = np.empty((stack_size, 2), dtype=np.int64)
@@ -242,7 +244,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
                         state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                         z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                        scalars, step_fraction, final_range, straggling, e_track, image, ledger,
+                        scalars, step_fraction, final_range, straggling, e_track, mixed, image, ledger,
                         stack_f, stack_i, n)
                     if slab < 0 or slab >= n_slabs:
                         break
@@ -266,24 +268,59 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
 @njit(cache=True)
 def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                   z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                  scalars, step_fraction, final_range, straggling, e_track, image, ledger, stack_f, stack_i, n):
+                  scalars, step_fraction, final_range, straggling, e_track, mixed, image, ledger,
+                  stack_f, stack_i, n):
     """One step of an e-/e+; returns the updated state. ``T < 0`` on return means annihilated in flight;
-    ``slab`` outside [0, n_slabs) or ``alive`` False with T >= 0 means it left or stopped."""
-    cut_e, cut_g = scalars[m, 1], scalars[m, 2]
-    sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
-    sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
-    sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
-    sig_total = sig_ion + sig_brems + sig_annih
-    s_discrete = -np.log(rand(state)) / sig_total if sig_total > 0.0 else _INF
+    ``slab`` outside [0, n_slabs) or ``alive`` False with T >= 0 means it left or stopped.
+
+    ``mixed``: elastic scattering in the mixed scheme (hard collisions are discrete interactions, soft ones
+    deflect at a random hinge of the step); otherwise a Highland-Gaussian deflection per step."""
+    sig_discrete = _discrete_cross_section(values, m, positron, lnT, mixed)
+    s_discrete = -np.log(rand(state)) / sig_discrete if sig_discrete > 0.0 else _INF
     s_continuous = residual if residual <= final_range else max(step_fraction * residual, final_range)
     if s_continuous > residual:
         s_continuous = residual
     s = min(s_discrete, s_continuous)
-    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
-    at_boundary = dist <= s
+    if mixed:
+        T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_mixed(
+            state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
+            half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger)
+    else:
+        T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_highland(
+            state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
+            half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger)
     if at_boundary:
-        s = dist
-    # continuous energy loss over the step
+        if which == 2:
+            ledger[LEAK_SIDE] += T_new + (2.0 * ME if positron else 0.0)
+            return T_new, x, y, z, ux, uy, uz, -1, False, n, stack_f, stack_i
+        slab += which
+        if slab < 0 or slab >= z_front.shape[0]:
+            ledger[LEAK_FRONT if slab < 0 else LEAK_BACK] += T_new + (2.0 * ME if positron else 0.0)
+            return T_new, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
+        # numerical safety: sit exactly on the entry plane of the new slab
+        z = z_front[slab] if which > 0 else z_back[slab]
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+    if T_new <= e_track or s_discrete > s_continuous:
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+    return _discrete_interaction(state, positron, T_new, x, y, z, ux, uy, uz, slab, m, values, cumulative,
+                                 element_data, scalars, mixed, stack_f, stack_i, n)
+
+
+@njit(cache=True)
+def _discrete_cross_section(values, m, positron, lnT, mixed):
+    """Macroscopic cross-section (1/mm) of the discrete interactions of an e-/e+ at ln T."""
+    sigma = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
+    sigma += interpolate(values[m, tb.SIG_BREMS], lnT)
+    if positron:
+        sigma += interpolate(values[m, tb.SIG_ANNIH], lnT)
+    if mixed:
+        sigma += interpolate(values[m, tb.SIG_EL_HARD], lnT)
+    return sigma
+
+
+@njit(cache=True)
+def _continuous_loss(state, positron, T, lnT, residual, s, m, layer, values, scalars, straggling):
+    """Energy (MeV) lost continuously over a path of ``s`` mm, straggled in sensors."""
     range_row = values[m, tb.RANGE_P if positron else tb.RANGE_E]
     if s >= residual:
         loss = T
@@ -294,12 +331,23 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     if straggling and layer >= 0 and loss < T:
         dedx_total = interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT)
         collision = loss * interpolate(values[m, tb.DEDX_COL_P if positron else tb.DEDX_COL_E], lnT) / dedx_total
-        loss += straggled_loss(state, collision, scalars[m, 3], cut_e) - collision
+        loss += straggled_loss(state, collision, scalars[m, 3], scalars[m, 1]) - collision
         loss = min(max(loss, 0.0), T)
+    return loss
+
+
+@njit(cache=True)
+def _move_highland(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
+                   half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger):
+    """Straight step of ``s`` (stopped at the slab boundary), loss deposited at its middle, then a Gaussian
+    deflection with the Highland width and the correlated lateral displacement (inside the slab only)."""
+    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
+    at_boundary = dist <= s
+    if at_boundary:
+        s = dist
+    loss = _continuous_loss(state, positron, T, lnT, residual, s, m, layer, values, scalars, straggling)
     T_mid = T - 0.5 * loss
     _deposit(image, ledger, layer, x + 0.5 * s * ux, y + 0.5 * s * uy, loss, half_x, half_y, pitch)
-    T_new = T - loss
-    # multiple scattering: deflection always, lateral displacement only inside the slab
     if T_mid > 0.0 and s > 0.0:
         theta0 = highland_theta0(T_mid, s, scalars[m, 0])
         tx, ty, dx, dy = scatter(state, theta0, s)
@@ -315,29 +363,60 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
         ux, uy, uz = deflect(state, ux, uy, uz, cos_theta)
     else:
         x, y, z = x + s * ux, y + s * uy, z + s * uz
+    return T - loss, x, y, z, ux, uy, uz, at_boundary, which
+
+
+@njit(cache=True)
+def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
+                half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger):
+    """Random-hinge step of ``s``: straight to a uniformly random point of the step, deflected there by the
+    grouped soft collisions of the whole step, straight on; stopped where it meets the slab boundary (before the
+    hinge: undeflected). The continuous loss is taken over the path travelled, split between the two segments."""
+    hinge = rand(state) * s
+    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
+    if dist <= hinge:
+        loss = _continuous_loss(state, positron, T, lnT, residual, dist, m, layer, values, scalars, straggling)
+        _deposit(image, ledger, layer, x + 0.5 * dist * ux, y + 0.5 * dist * uy, loss, half_x, half_y, pitch)
+        return T - loss, x + dist * ux, y + dist * uy, z + dist * uz, ux, uy, uz, True, which
+    hx, hy, hz = x + hinge * ux, y + hinge * uy, z + hinge * uz
+    # soft deflection of the step, from the soft transport cross-section at the step's estimated mean energy
+    T_mean = max(T - 0.5 * s * interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT), 0.5 * T)
+    mean_mu = 0.5 * (1.0 - np.exp(-s * interpolate(values[m, tb.INV_L1_SOFT], np.log(T_mean))))
+    vx, vy, vz = deflect(state, ux, uy, uz, 1.0 - 2.0 * sample_soft_mu(state, mean_mu))
+    rest = s - hinge
+    dist, which = _boundary_distance(hx, hy, hz, vx, vy, vz, z_front[slab], z_back[slab], half_width)
+    at_boundary = dist <= rest
     if at_boundary:
-        if which == 2:
-            ledger[LEAK_SIDE] += T_new + (2.0 * ME if positron else 0.0)
-            return T_new, x, y, z, ux, uy, uz, -1, False, n, stack_f, stack_i
-        slab += which
-        if slab < 0 or slab >= z_front.shape[0]:
-            ledger[LEAK_FRONT if slab < 0 else LEAK_BACK] += T_new + (2.0 * ME if positron else 0.0)
-            return T_new, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
-        # numerical safety: sit exactly on the entry plane of the new slab
-        z = z_front[slab] if which > 0 else z_back[slab]
-        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
-    if T_new <= e_track or s_discrete > s_continuous:
-        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
-    # discrete interaction at the end of the step, process chosen by the cross-sections at the new energy
-    lnT = np.log(T_new)
+        rest = dist
+    loss = _continuous_loss(state, positron, T, lnT, residual, hinge + rest, m, layer, values, scalars, straggling)
+    share = hinge / (hinge + rest) if hinge + rest > 0.0 else 1.0
+    _deposit(image, ledger, layer, x + 0.5 * hinge * ux, y + 0.5 * hinge * uy, share * loss, half_x, half_y, pitch)
+    _deposit(image, ledger, layer, hx + 0.5 * rest * vx, hy + 0.5 * rest * vy, (1.0 - share) * loss, half_x, half_y,
+             pitch)
+    return T - loss, hx + rest * vx, hy + rest * vy, hz + rest * vz, vx, vy, vz, at_boundary, which
+
+
+@njit(cache=True)
+def _discrete_interaction(state, positron, T, x, y, z, ux, uy, uz, slab, m, values, cumulative, element_data,
+                          scalars, mixed, stack_f, stack_i, n):
+    """The discrete interaction at the end of a step, chosen by the cross-sections at the energy reached."""
+    cut_e, cut_g = scalars[m, 1], scalars[m, 2]
+    lnT = np.log(T)
     sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
     sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
     sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
-    sig_total = sig_ion + sig_brems + sig_annih
-    T = T_new
+    sig_el = interpolate(values[m, tb.SIG_EL_HARD], lnT) if mixed else 0.0
+    sig_total = sig_ion + sig_brems + sig_annih + sig_el
     if sig_total <= 0.0:  # fell below every threshold during the step: no interaction after all
         return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
     r = rand(state) * sig_total
+    if r < sig_el:
+        j = _pick_element(cumulative[m, tb.CUM_ELASTIC], int(scalars[m, 5]), lnT, state)
+        mu = sample_hard_mu(state, screening_parameter(element_data[m, j, 0], T), interpolate(values[m, tb.MU_CUT],
+                                                                                               lnT))
+        ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
+        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+    r -= sig_el
     if positron and r >= sig_ion + sig_brems:
         return _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n)
     if r < sig_ion:
