@@ -22,6 +22,18 @@ def test_clic_preset_matches_the_3dgan_detector():
     np.testing.assert_allclose(slabs.z_front_mm[1:], slabs.z_back_mm[:-1])
 
 
+def test_shipped_calice_prototype_file():
+    # CALICE Si-W ECAL physics prototype (NIM A 608 (2009) 372): 10 x 1.4 + 10 x 2.8 + 10 x 4.2 mm W, each with
+    # 0.525 mm Si, 1 cm pads; 84 mm of tungsten = 24 X0
+    from pathlib import Path
+
+    calice = load_geometry(Path(__file__).resolve().parents[1] / "configs" / "calice-siw.yaml")
+    assert calice.cell_shape == (18, 18, 30) and calice.grid.pitch_mm == 10.0
+    assert [layer.absorber_mm for layer in calice.layers] == [1.4] * 10 + [2.8] * 10 + [4.2] * 10
+    assert all(layer.absorber == "W" and layer.sensor == "Si" and layer.sensor_mm == 0.525 for layer in calice.layers)
+    assert sum(layer.absorber_mm for layer in calice.layers) / 3.504 == pytest.approx(24.0, abs=0.05)
+
+
 def test_clic_wide_has_51_by_51_cells():
     assert load_geometry("clic-wide").cell_shape == (51, 51, 25)
 
