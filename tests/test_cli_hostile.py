@@ -261,3 +261,16 @@ def test_train_into_a_file_is_refused(showers, tmp_path, capsys):
     assert main(train_args(showers, target)) == 2
     assert "is a file; a run needs a directory" in error_line(capsys)
     assert target.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("msc: urban\n", "physics setting msc: 'urban' is not one of wentzel, highland"),
+    ("msc: wentzel\nmsc_c1: 0.7\n", "physics setting msc_c1: must be in (0, 0.2], got 0.7"),
+    ("cut_conversion: g4\n", "physics setting cut_conversion: 'g4' is not one of geant4, csda"),
+])
+def test_a_bad_physics_file_is_one_line_naming_the_setting_and_the_choices(text, message, tmp_path, capsys):
+    physics = tmp_path / "physics.yaml"
+    physics.write_text(text)
+    assert main(simulate(tmp_path / "x.h5", "--physics", str(physics))) == 2
+    assert message in error_line(capsys)
+    assert listing(tmp_path) == ["physics.yaml"]
