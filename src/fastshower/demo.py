@@ -56,10 +56,11 @@ def run_demo(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file, not a folder")
+    sampler = None
     if model is not None:
         from fastshower.generate import load
 
-        load(model)  # a missing model or a broken bundle fails now, not after the Monte Carlo
+        sampler = load(model)  # a missing model or a broken bundle fails now, not after the Monte Carlo
     out_dir.mkdir(parents=True, exist_ok=True)
     calorimeter = load_geometry(GEOMETRY)
     settings = PhysicsSettings()
@@ -114,17 +115,18 @@ def run_demo(
               "per_energy": per_energy}
     _print_table(result)
     if model is not None:
-        result["model"] = compare_with_model(model, h5_path, out_dir, per_energy, seed)
+        result["model"] = compare_with_model(model, h5_path, out_dir, per_energy, seed, sampler)
     return result
 
 
 def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_rows: list[dict[str, Any]],
-                       seed: int) -> dict[str, Any]:
-    """Generate the reference's showers with ``model``, print the speed-up and validate."""
+                       seed: int, sampler: Any = None) -> dict[str, Any]:
+    """Generate the reference's showers with ``model``, print the speed-up and validate (``sampler``: the model
+    already loaded, if it is)."""
     from fastshower.generate import generate_like, load
     from fastshower.validate.report import run_validation
 
-    sampler = load(model)
+    sampler = sampler or load(model)
     sampler.sample(energy=mc_rows[0]["energy_GeV"], n=8, seed=seed, precision="bf16")  # warm-up (kernel choice)
     t0 = time.perf_counter()
     gen_path = generate_like(reference, model, out_dir / "gen_demo.h5", seed=seed, precision="bf16")

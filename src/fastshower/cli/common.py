@@ -35,7 +35,7 @@ class Context:
         A partial file this run made and saved nothing in is deleted: there is nothing to resume.
         """
         writer = self.writer
-        if writer is None or writer.partial_path.is_dir() or not writer.partial_path.exists():
+        if writer is None or not writer.partial_path.exists():
             hint = self.hint() if self.hint is not None else ""
             return f"; {hint}" if hint else ""
         if writer.created and writer.n_saved == 0:

@@ -307,9 +307,14 @@ def config_json(attrs: Mapping[str, Any]) -> dict[str, str | None]:
     return {k: (canonical_json(attrs[k]) if k in attrs else None) for k in CONFIG_ATTRS}
 
 
+def is_lock_error(exc: OSError) -> bool:
+    """True when h5py could not open a file because another process holds its HDF5 lock."""
+    return "unable to lock file" in str(exc).lower()  # not "sblock", which truncation messages contain
+
+
 def hdf5_open_error(path: Any, exc: OSError) -> DataFormatError:
     """One-line ``DataFormatError`` for an ``OSError`` raised by h5py while opening or reading ``path``."""
     reason = " ".join(str(exc).split())
-    if "unable to lock file" in reason.lower():  # not "sblock", which truncation messages contain
+    if is_lock_error(exc):
         return DataFormatError(f"{path}: is locked by another process (is a job still writing it?)")
     return DataFormatError(f"{path}: cannot be read as HDF5; the file is truncated or corrupt ({reason})")

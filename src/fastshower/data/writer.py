@@ -41,6 +41,7 @@ from fastshower.data.schema import (
     decode_attrs,
     encode_attrs,
     hdf5_open_error,
+    is_lock_error,
     package_version,
 )
 from fastshower.errors import DataFormatError
@@ -162,9 +163,8 @@ class ShowerWriter:
         try:
             return h5py.File(self.partial_path, mode)
         except OSError as exc:
-            error = hdf5_open_error(self.partial_path, exc)
-            if not (self._lock.took_over and "is locked" in str(error)):
-                raise error from None
+            if not (self._lock.took_over and is_lock_error(exc)):
+                raise hdf5_open_error(self.partial_path, exc) from None
         # the recorded writer is dead, so whoever holds HDF5's lock is not writing (see fastshower.data.lock)
         logger.warning("%s: still locked by a leftover of the dead writer; opening it without HDF5's lock",
                        self.partial_path)
