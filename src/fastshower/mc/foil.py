@@ -12,16 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from fastshower.geometry import Calorimeter, Grid, Layer
 from fastshower.mc import transport
-from fastshower.mc.kinematics import interpolate
-from fastshower.mc.rng import rng_init, shower_seeds
+from fastshower.mc.rng import shower_seeds
 from fastshower.mc.settings import PhysicsSettings
-from fastshower.mc.tables import RANGE_E, build_material_tables
+from fastshower.mc.tables import build_material_tables
+from fastshower.mc.transport import BACKSCATTERED, STOPPED, TRANSMITTED  # noqa: F401 (Exits.side values)
 
-TRANSMITTED, BACKSCATTERED, STOPPED = 1, -1, 0
 _HALF_WIDTH_mm = 1e6  # laterally infinite
 
 
@@ -52,29 +50,9 @@ def transmit(material: str, thickness_mm: float, energy_MeV: float, n: int, seed
                        half_width_mm=_HALF_WIDTH_mm)
     tables = build_material_tables(slab, settings)
     flags = np.array([settings.electron_tracking_cut_MeV, settings.step_fraction, settings.final_range_mm,
-                      float(settings.straggling), float(settings.msc == "wentzel")])
+                      float(settings.straggling), float(settings.msc == "wentzel"), settings.range_rejection_MeV])
     out = np.zeros((n, 5))
-    _transmit(shower_seeds(seed, 0, n), float(energy_MeV), float(thickness_mm), tables.values,
-              tables.element_cumulative, tables.element_data, tables.scalars, flags, out)
+    transport.transmit_primaries(shower_seeds(seed, 0, n), float(energy_MeV), float(thickness_mm), _HALF_WIDTH_mm,
+                                 tables.values, tables.element_cumulative, tables.element_data, tables.scalars, flags,
+                                 out)
     return Exits(out[:, 0].astype(np.int64), out[:, 1], out[:, 2:5])
-
-
-@njit(cache=True)
-def _transmit(seeds, energy, thickness, values, cumulative, element_data, scalars, flags, out):
-    e_track, step_fraction, final_range, straggling, mixed = flags[0], flags[1], flags[2], flags[3] > 0.5, \
-        flags[4] > 0.5
-    z_front, z_back = np.zeros(1), np.full(1, thickness)
-    image, ledger = np.zeros((1, 1, 1)), np.zeros(transport.N_LEDGER)
-    stack_f, stack_i = np.empty((64, 7)), np.empty((64, 2), dtype=np.int64)
-    for i in range(seeds.shape[0]):
-        state = rng_init(seeds[i])
-        T, x, y, z, ux, uy, uz, slab, alive = energy, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0, True
-        while alive and slab == 0 and e_track < T:
-            lnT = np.log(T)
-            residual = interpolate(values[0, RANGE_E], lnT)
-            T, x, y, z, ux, uy, uz, slab, alive, _, stack_f, stack_i = transport._charged_step(
-                state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, -1, z_front, z_back, _HALF_WIDTH_mm,
-                0.5, 0.5, 1.0, values, cumulative, element_data, scalars, step_fraction, final_range, straggling,
-                e_track, mixed, image, ledger, stack_f, stack_i, 0)
-        out[i, 0] = TRANSMITTED if slab >= 1 else (BACKSCATTERED if slab < 0 else STOPPED)
-        out[i, 1], out[i, 2], out[i, 3], out[i, 4] = max(T, 0.0), ux, uy, uz

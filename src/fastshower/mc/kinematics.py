@@ -58,8 +58,22 @@ def rotate(ux: float, uy: float, uz: float, dx: float, dy: float, dz: float) -> 
 def deflect(state: np.ndarray, ux: float, uy: float, uz: float, cos_theta: float) -> tuple[float, float, float]:
     """Turn u by polar angle acos(cos_theta) at a uniformly random azimuth; returns the new unit vector."""
     sin_theta = np.sqrt(max(0.0, 1.0 - cos_theta * cos_theta))
-    phi = 2.0 * np.pi * rand(state)
-    return rotate(ux, uy, uz, sin_theta * np.cos(phi), sin_theta * np.sin(phi), cos_theta)
+    cos_phi, sin_phi = random_azimuth(state)
+    return rotate(ux, uy, uz, sin_theta * cos_phi, sin_theta * sin_phi, cos_theta)
+
+
+@njit(cache=True, inline="always")
+def random_azimuth(state: np.ndarray) -> tuple[float, float]:
+    """(cos phi, sin phi) of a uniformly random azimuth, without trigonometry: a point (a, b) uniform in the unit
+    disc gives phi / 2 as its polar angle, so cos phi = (a^2 - b^2) / r^2, sin phi = 2ab / r^2 (von Neumann,
+    1951). Accepts pi / 4 of the pairs; about twice as fast as cos and sin of 2 pi u on the transport's hot path
+    (every elastic collision turns the direction)."""
+    while True:
+        a = 2.0 * rand(state) - 1.0
+        b = 2.0 * rand(state) - 1.0
+        r2 = a * a + b * b
+        if 0.0 < r2 <= 1.0:
+            return (a * a - b * b) / r2, 2.0 * a * b / r2
 
 
 @njit(cache=True, inline="always")

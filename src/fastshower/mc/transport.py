@@ -32,9 +32,13 @@ GAMMA, ELECTRON, POSITRON, PI0 = 0, 1, 2, 3
 PI0_MASS_MeV = 134.9768
 SENSOR, PASSIVE, LEAK_FRONT, LEAK_SIDE, LEAK_BACK = range(5)
 N_LEDGER = 5
+# how a primary left a single slab (transmit_primaries)
+TRANSMITTED, BACKSCATTERED, STOPPED = 1, -1, 0
 # columns of the particle state
 _T, _X, _Y, _Z, _UX, _UY, _UZ = range(7)
 _INF = 1e300
+# the mixed step's elastic cross-sections are looked up again each time the energy has fallen by this share
+_REFRESH = 0.02
 
 
 @njit(cache=True)
@@ -244,7 +248,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
                         state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                         z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                        scalars, step_fraction, final_range, straggling, e_track, mixed, image, ledger,
+                        scalars, step_fraction, final_range, straggling, e_track, e_save, mixed, image, ledger,
                         stack_f, stack_i, n)
                     if slab < 0 or slab >= n_slabs:
                         break
@@ -268,14 +272,14 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
 @njit(cache=True)
 def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                   z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                  scalars, step_fraction, final_range, straggling, e_track, mixed, image, ledger,
+                  scalars, step_fraction, final_range, straggling, e_track, e_save, mixed, image, ledger,
                   stack_f, stack_i, n):
     """One step of an e-/e+; returns the updated state. ``T < 0`` on return means annihilated in flight;
     ``slab`` outside [0, n_slabs) or ``alive`` False with T >= 0 means it left or stopped.
 
-    ``mixed``: elastic scattering in the mixed scheme (hard collisions are discrete interactions, soft ones
-    deflect at a random hinge of the step); otherwise a Highland-Gaussian deflection per step."""
-    sig_discrete = _discrete_cross_section(values, m, positron, lnT, mixed)
+    ``mixed``: elastic scattering in the mixed scheme (hard collisions one by one along the step, soft ones
+    grouped at random hinges, :func:`_move_mixed`); otherwise a Highland-Gaussian deflection per step."""
+    sig_discrete = _discrete_cross_section(values, m, positron, lnT)
     s_discrete = -np.log(rand(state)) / sig_discrete if sig_discrete > 0.0 else _INF
     s_continuous = residual if residual <= final_range else max(step_fraction * residual, final_range)
     if s_continuous > residual:
@@ -284,7 +288,8 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     if mixed:
         T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_mixed(
             state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
-            half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger)
+            half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, straggling, e_save, image,
+            ledger)
     else:
         T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_highland(
             state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
@@ -303,18 +308,17 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     if T_new <= e_track or s_discrete > s_continuous:
         return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
     return _discrete_interaction(state, positron, T_new, x, y, z, ux, uy, uz, slab, m, values, cumulative,
-                                 element_data, scalars, mixed, stack_f, stack_i, n)
+                                 element_data, scalars, stack_f, stack_i, n)
 
 
 @njit(cache=True)
-def _discrete_cross_section(values, m, positron, lnT, mixed):
-    """Macroscopic cross-section (1/mm) of the discrete interactions of an e-/e+ at ln T."""
+def _discrete_cross_section(values, m, positron, lnT):
+    """Macroscopic cross-section (1/mm) of the discrete interactions that end a step of an e-/e+ at ln T (hard
+    elastic collisions happen inside the step, :func:`_move_mixed`)."""
     sigma = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
     sigma += interpolate(values[m, tb.SIG_BREMS], lnT)
     if positron:
         sigma += interpolate(values[m, tb.SIG_ANNIH], lnT)
-    if mixed:
-        sigma += interpolate(values[m, tb.SIG_EL_HARD], lnT)
     return sigma
 
 
@@ -367,56 +371,104 @@ def _move_highland(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, sl
 
 
 @njit(cache=True)
+def _elastic_at(values, element_data, m, T):
+    """Mixed-scheme elastic quantities at T (MeV): hard cross-section (1/mm), soft inverse transport mean free
+    path (1/mm), mu_c, and the screening parameter of the material's first element."""
+    lnT = np.log(T)
+    return (interpolate(values[m, tb.SIG_EL_HARD], lnT), interpolate(values[m, tb.INV_L1_SOFT], lnT),
+            interpolate(values[m, tb.MU_CUT], lnT), screening_parameter(element_data[m, 0, 0], T))
+
+
+@njit(cache=True)
 def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
-                half_width, half_x, half_y, pitch, values, scalars, straggling, image, ledger):
-    """Random-hinge step of ``s``: straight to a uniformly random point of the step, deflected there by the
-    grouped soft collisions of the whole step, straight on; stopped where it meets the slab boundary (before the
-    hinge: undeflected). The continuous loss is taken over the path travelled, split between the two segments."""
-    hinge = rand(state) * s
-    dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
-    if dist <= hinge:
-        loss = _continuous_loss(state, positron, T, lnT, residual, dist, m, layer, values, scalars, straggling)
-        _deposit(image, ledger, layer, x + 0.5 * dist * ux, y + 0.5 * dist * uy, loss, half_x, half_y, pitch)
-        return T - loss, x + dist * ux, y + dist * uy, z + dist * uz, ux, uy, uz, True, which
-    hx, hy, hz = x + hinge * ux, y + hinge * uy, z + hinge * uz
-    # soft deflection of the step, from the soft transport cross-section at the step's estimated mean energy
-    T_mean = max(T - 0.5 * s * interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT), 0.5 * T)
-    mean_mu = 0.5 * (1.0 - np.exp(-s * interpolate(values[m, tb.INV_L1_SOFT], np.log(T_mean))))
-    vx, vy, vz = deflect(state, ux, uy, uz, 1.0 - 2.0 * sample_soft_mu(state, mean_mu))
-    rest = s - hinge
-    dist, which = _boundary_distance(hx, hy, hz, vx, vy, vz, z_front[slab], z_back[slab], half_width)
-    at_boundary = dist <= rest
-    if at_boundary:
-        rest = dist
-    loss = _continuous_loss(state, positron, T, lnT, residual, hinge + rest, m, layer, values, scalars, straggling)
-    share = hinge / (hinge + rest) if hinge + rest > 0.0 else 1.0
-    _deposit(image, ledger, layer, x + 0.5 * hinge * ux, y + 0.5 * hinge * uy, share * loss, half_x, half_y, pitch)
-    _deposit(image, ledger, layer, hx + 0.5 * rest * vx, hy + 0.5 * rest * vy, (1.0 - share) * loss, half_x, half_y,
-             pitch)
-    return T - loss, hx + rest * vx, hy + rest * vy, hz + rest * vz, vx, vy, vz, at_boundary, which
+                half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, straggling, e_save,
+                image, ledger):
+    """Path of ``s`` (mm of true path) in the mixed scheme, stopped where it meets the slab boundary.
+
+    Hard elastic collisions happen one by one along the path, at exponential distances from the hard
+    cross-section at the energy reached (CSDA along the path, looked up again every 2 % of energy); each straight
+    segment between two of them carries the grouped soft collisions as one deflection at a uniformly random point
+    of the segment (the random hinge, which correlates lateral displacement with deflection). Hard collisions
+    change neither the energy nor the tables, so they are done here without ending the step. The continuous loss
+    is taken over the true path travelled and deposited at its centroid; between collisions a particle below the
+    range-rejection energy that can no longer reach the slab's surface stops.
+    """
+    dedx_row = values[m, tb.DEDX_P if positron else tb.DEDX_E]
+    n_elements = int(scalars[m, 5])
+    T_here = T
+    sig_hard, inv_l1_soft, mu_c, A_single = _elastic_at(values, element_data, m, T_here)
+    refresh_at = _REFRESH * T / interpolate(dedx_row, lnT)  # path over which the energy falls by that share
+    # no boundary within the safety: a path that stays shorter cannot reach one, whatever its turns
+    safety = _safety(x, y, z, z_front[slab], z_back[slab], half_width)
+    travelled, cx, cy = 0.0, 0.0, 0.0
+    at_boundary, stopped, which = False, False, 0
+    while True:
+        segment = s - travelled
+        last = True
+        if sig_hard > 0.0:
+            free = -np.log(rand(state)) / sig_hard
+            if free < segment:
+                segment, last = free, False
+        # straight to the hinge, soft deflection, straight on; either leg may meet the boundary
+        hinge = rand(state) * segment
+        for leg in range(2):
+            length = hinge if leg == 0 else segment - hinge
+            if travelled + length >= safety:
+                dist, which = _boundary_distance(x, y, z, ux, uy, uz, z_front[slab], z_back[slab], half_width)
+                if dist <= length:
+                    length, at_boundary = dist, True
+            cx += length * (x + 0.5 * length * ux)
+            cy += length * (y + 0.5 * length * uy)
+            x, y, z = x + length * ux, y + length * uy, z + length * uz
+            travelled += length
+            if at_boundary:
+                break
+            if leg == 0 and inv_l1_soft > 0.0:  # zero where every collision is hard (mu_c = 0)
+                mean_mu = -0.5 * np.expm1(-segment * inv_l1_soft)
+                ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * sample_soft_mu(state, mean_mu))
+        if at_boundary or last:
+            break
+        # the cross-sections follow the (CSDA) energy along the path, looked up again each time it has fallen by
+        # about _REFRESH
+        if travelled >= refresh_at and residual > travelled:
+            T_here = energy_at_range(values[m, tb.RANGE_P if positron else tb.RANGE_E], residual - travelled)
+            sig_hard, inv_l1_soft, mu_c, A_single = _elastic_at(values, element_data, m, T_here)
+            refresh_at = travelled + _REFRESH * T_here / interpolate(dedx_row, np.log(T_here))
+        A = A_single
+        if n_elements > 1:
+            j = _pick_element(cumulative[m, tb.CUM_ELASTIC], n_elements, np.log(T_here), state)
+            A = screening_parameter(element_data[m, j, 0], T_here)
+        mu = sample_hard_mu(state, A, mu_c)
+        ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
+        # range rejection (as at the start of a step) between collisions: a slow particle whose residual range
+        # no longer reaches the slab's surface stops here
+        if e_save > T and residual - travelled < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
+            stopped = True
+            break
+    loss = _continuous_loss(state, positron, T, lnT, residual, travelled, m, layer, values, scalars, straggling)
+    if travelled > 0.0:
+        _deposit(image, ledger, layer, cx / travelled, cy / travelled, loss, half_x, half_y, pitch)
+    else:
+        _deposit(image, ledger, layer, x, y, loss, half_x, half_y, pitch)
+    if stopped:
+        _deposit(image, ledger, layer, x, y, T - loss, half_x, half_y, pitch)
+        loss = T
+    return T - loss, x, y, z, ux, uy, uz, at_boundary, which
 
 
 @njit(cache=True)
 def _discrete_interaction(state, positron, T, x, y, z, ux, uy, uz, slab, m, values, cumulative, element_data,
-                          scalars, mixed, stack_f, stack_i, n):
+                          scalars, stack_f, stack_i, n):
     """The discrete interaction at the end of a step, chosen by the cross-sections at the energy reached."""
     cut_e, cut_g = scalars[m, 1], scalars[m, 2]
     lnT = np.log(T)
     sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
     sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
     sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
-    sig_el = interpolate(values[m, tb.SIG_EL_HARD], lnT) if mixed else 0.0
-    sig_total = sig_ion + sig_brems + sig_annih + sig_el
+    sig_total = sig_ion + sig_brems + sig_annih
     if sig_total <= 0.0:  # fell below every threshold during the step: no interaction after all
         return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
     r = rand(state) * sig_total
-    if r < sig_el:
-        j = _pick_element(cumulative[m, tb.CUM_ELASTIC], int(scalars[m, 5]), lnT, state)
-        mu = sample_hard_mu(state, screening_parameter(element_data[m, j, 0], T), interpolate(values[m, tb.MU_CUT],
-                                                                                               lnT))
-        ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
-        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
-    r -= sig_el
     if positron and r >= sig_ion + sig_brems:
         return _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n)
     if r < sig_ion:
@@ -474,3 +526,30 @@ def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_ba
                                   half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars,
                                   settings, image, ledger[i], stack_size)
         images[i] = (image / 1000.0).astype(np.float32)
+
+
+@njit(cache=True)
+def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative, element_data, scalars, flags, out):
+    """Primary electrons of ``energy`` (MeV) at normal incidence through one slab (material 0) of ``thickness``
+    mm; secondaries dropped. Row i of ``out``: exit side (TRANSMITTED, BACKSCATTERED, STOPPED), kinetic energy,
+    direction. ``flags``: e- tracking cut, step fraction, final range, straggling, mixed elastic flag,
+    range-rejection energy. Here, not in fastshower.mc.foil, so that numba's on-disk cache is invalidated with
+    the stepping it calls."""
+    e_track, step_fraction, final_range, straggling, mixed = flags[0], flags[1], flags[2], flags[3] > 0.5, \
+        flags[4] > 0.5
+    e_save = flags[5]
+    z_front, z_back = np.zeros(1), np.full(1, thickness)
+    image, ledger = np.zeros((1, 1, 1)), np.zeros(N_LEDGER)
+    stack_f, stack_i = np.empty((64, 7)), np.empty((64, 2), dtype=np.int64)
+    for i in range(seeds.shape[0]):
+        state = rng_init(seeds[i])
+        T, x, y, z, ux, uy, uz, slab, alive = energy, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0, True
+        while alive and slab == 0 and e_track < T:
+            lnT = np.log(T)
+            residual = interpolate(values[0, tb.RANGE_E], lnT)
+            T, x, y, z, ux, uy, uz, slab, alive, _, stack_f, stack_i = _charged_step(
+                state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, -1, z_front, z_back, half_width,
+                0.5, 0.5, 1.0, values, cumulative, element_data, scalars, step_fraction, final_range, straggling,
+                e_track, e_save, mixed, image, ledger, stack_f, stack_i, 0)
+        out[i, 0] = TRANSMITTED if slab >= 1 else (BACKSCATTERED if slab < 0 else STOPPED)
+        out[i, 1], out[i, 2], out[i, 3], out[i, 4] = max(T, 0.0), ux, uy, uz
