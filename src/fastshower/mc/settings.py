@@ -39,24 +39,25 @@ class PhysicsSettings:
             single-scattering tail, backscattering, true path lengths; :mod:`fastshower.mc.physics.elastic`), or
             ``"highland"``, a Gaussian per step with the Highland width (the model of files made before).
         msc_c1, msc_c2: accuracy parameters of the mixed scheme, in (0, 0.2]: the hard mean free path is at most
-            C1 transport mean free paths and C2 E / (dE/dx) (PENELOPE's C1, C2). Smaller is more accurate (thin
-            foils need C1 ~ 1e-4) and slower.
+            C1 transport mean free paths and C2 E / (dE/dx) (PENELOPE's C1, C2; 0.2 is PENELOPE's largest
+            recommended value, and showers and backscattering do not change between 0.05 and 0.2:
+            docs/physics.md). Smaller is more accurate for thin foils (they need C1 ~ 1e-4) and slower.
         straggling: sample energy-loss fluctuations in sensors (mean loss elsewhere, where deposits are not
             read out).
         max_particles: capacity of the particle stack (grows when exceeded; this is the start size).
     """
 
     range_cut_mm: float = 0.7
-    cut_conversion: str = "csda"
+    cut_conversion: str = "geant4"
     min_cut_MeV: float = 0.00099
     electron_tracking_cut_MeV: float = 0.01
     photon_tracking_cut_MeV: float = 0.001
     range_rejection_MeV: float = 2.0
     step_fraction: float = 0.2
     final_range_mm: float = 0.1
-    msc: str = "highland"
-    msc_c1: float = 0.05
-    msc_c2: float = 0.05
+    msc: str = "wentzel"
+    msc_c1: float = 0.2
+    msc_c2: float = 0.2
     straggling: bool = True
     max_particles: int = 4096
 
