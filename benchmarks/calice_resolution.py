@@ -55,9 +55,10 @@ def resolution_fit(energy: np.ndarray, rel: np.ndarray, rel_err: np.ndarray) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400, help="showers per energy")
-    parser.add_argument("--msc", default="highland", choices=("highland", "wentzel"))
-    parser.add_argument("--c1", type=float, default=0.2, help="msc_c1 and msc_c2 of the mixed scheme")
-    parser.add_argument("--cut-conversion", default="csda", choices=("csda", "geant4"))
+    defaults = PhysicsSettings()
+    parser.add_argument("--msc", default=defaults.msc, choices=("highland", "wentzel"))
+    parser.add_argument("--c1", type=float, default=defaults.msc_c1, help="msc_c1 and msc_c2 of the mixed scheme")
+    parser.add_argument("--cut-conversion", default=defaults.cut_conversion, choices=("csda", "geant4"))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     calo = load_geometry(DETECTOR)

@@ -139,7 +139,8 @@ def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_row
     out = {"model": str(model), "gen_ms_per_shower": gen_ms, "mc_ms_per_shower": mc_ms, "speedup": mc_ms / gen_ms,
            "report": str(out_dir / "report" / "index.html"), "passed": metrics["passed"],
            "n_checks": len(metrics["summary"]),
-           "n_pass": sum(1 for r in metrics["summary"] if r["pass"] is True), "bins": []}
+           "n_pass": sum(1 for r in metrics["summary"] if r["pass"] is True), "bins": [],
+           "notes": list(metrics.get("notes", []))}
     for b in metrics["bins"]:
         if "metrics" not in b:
             continue
@@ -171,6 +172,8 @@ def _print_model(out: dict[str, Any]) -> None:
     for level, (auc, floor) in out["classifier"].items():
         print(f"classifier AUC ({level}-level inputs): {auc:.3f} (MC vs MC: {floor:.3f}; 0.5 = indistinguishable)")
     print(f"validation: {out['n_pass']} of {out['n_checks']} checks pass; report: {out['report']}")
+    for note in out["notes"]:
+        print(f"note: {note}")
 
 
 def _summary(energy: float, images: np.ndarray, ledger: dict[str, np.ndarray], wall: float) -> dict[str, Any]:

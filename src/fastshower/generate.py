@@ -148,8 +148,10 @@ def generate_like(reference: str | Path, model: str | Path, out: str | Path, see
     sampler = load(model)
     theta = np.zeros_like(ref.theta_rad) if sampler.energy_only else ref.theta_rad
     showers = sampler.sample(ref.energy_GeV, theta, seed=seed, precision=precision)
+    # the MC physics of the model's training data (as recorded; {}: made before it was), so that a comparison with
+    # the reference can say when the two differ
     attrs = {"geometry": sampler.bundle.geometry or ref.attrs.get("geometry", {}), "generator": str(model),
-             "seed": int(seed)}
+             "seed": int(seed), "trained_on_physics": dict(sampler.bundle.physics)}
     return write_showers(out, ShowerData(showers, ref.energy_GeV, ref.theta_rad, ref.phi_rad, ref.pdg, attrs=attrs),
                          overwrite=True)
 

@@ -70,6 +70,8 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
                              tolerances=tolerances, classifier=not args.no_classifier,
                              seed=args.seed, theta_edges_deg=theta_edges)
     failed = [r for r in metrics["summary"] if r["pass"] is False]
+    for note in metrics.get("notes", []):
+        print(f"note: {note}")
     print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
           f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")
     return 0

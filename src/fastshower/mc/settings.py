@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -100,3 +101,19 @@ class PhysicsSettings:
         if unknown:
             raise ConfigError(f"physics settings: unknown key(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
+
+
+def physics_differences(trained_on: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
+    """The settings in which two recorded physics dicts differ, as ``"name: a vs b"`` (empty when they agree).
+
+    Both are read with :meth:`PhysicsSettings.from_recorded`, so a setting one of them predates compares as the
+    value of its time; a dict that does not parse is compared key by key as it stands.
+    """
+    def resolved(values: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return PhysicsSettings.from_recorded(dict(values)).to_dict()
+        except (ConfigError, TypeError):
+            return {**RECORDED_BEFORE, **values}
+
+    a, b = resolved(trained_on), resolved(reference)
+    return [f"{key}: {a.get(key)!r} vs {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]

@@ -9,6 +9,8 @@ A bundle is a ``torch.save``d dict of tensors and plain containers only, so that
 - ``transform``: ``{"power": p, "scale": s}`` — the model produces ``scale * E_cell**power``; generation inverts it
 - ``conditions``: ``{"energy_GeV": [lo, hi], "theta_rad": [lo, hi], "particles": [pdg, ...]}`` — the training range
 - ``geometry``: the detector description of the training data (dict), ``provenance``: free-form dict
+- ``physics`` (optional): the Monte Carlo physics settings of the training data (dict); bundles made before it was
+  recorded were trained on the MC of their time (``fastshower.mc.settings.RECORDED_BEFORE``)
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class GeneratorBundle:
     particles: list[int]
     geometry: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    physics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latent_dim(self) -> int:
@@ -57,7 +60,7 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
                 model_config: dict[str, Any], transform_power: float, transform_scale: float,
                 energy_range_GeV: tuple[float, float], theta_range_rad: tuple[float, float] = (0.0, 0.0),
                 particles: list[int] | None = None, geometry: dict[str, Any] | None = None,
-                provenance: dict[str, Any] | None = None) -> Path:
+                provenance: dict[str, Any] | None = None, physics: dict[str, Any] | None = None) -> Path:
     """Write a generator bundle atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     state = {key: value.detach().cpu().clone() for key, value in generator.state_dict().items()}
@@ -67,7 +70,7 @@ def save_bundle(path: str | Path, generator: nn.Module, *, model_name: str, cell
         "transform": {"power": float(transform_power), "scale": float(transform_scale)},
         "conditions": {"energy_GeV": [float(v) for v in energy_range_GeV],
                        "theta_rad": [float(v) for v in theta_range_rad], "particles": list(particles or [11])},
-        "geometry": dict(geometry or {}), "provenance": dict(provenance or {}),
+        "geometry": dict(geometry or {}), "provenance": dict(provenance or {}), "physics": dict(physics or {}),
     }
     return atomic_write(path, lambda f: torch.save(payload, f))
 
@@ -108,6 +111,7 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> G
     particles = check.integers(conditions.get("particles"), "conditions.particles")
     geometry = check.mapping(payload.get("geometry", {}), "geometry")
     provenance = check.mapping(payload.get("provenance", {}), "provenance")
+    physics = check.mapping(payload.get("physics", {}), "physics")
     try:
         pair = build_model(model_name, cell_shape, **model_config)
     except ConfigError as err:
@@ -124,7 +128,7 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> G
         generator=pair.generator.eval(), model_name=model_name, cell_shape=cell_shape,
         model_config=dict(model_config), transform_power=power, transform_scale=scale,
         energy_range_GeV=energy_range, theta_range_rad=theta_range, particles=list(particles),
-        geometry=dict(geometry), provenance=dict(provenance),
+        geometry=dict(geometry), provenance=dict(provenance), physics=dict(physics),
     )
 
 

@@ -449,7 +449,7 @@ class Trainer:
                     transform_power=self.transform.power, transform_scale=self.transform.scale,
                     energy_range_GeV=_energy_range(attrs, self.dataset.energy_GeV[self.train_idx]),
                     theta_range_rad=(float(thetas.min()), float(thetas.max())), particles=list(self.particles),
-                    geometry=attrs.get("geometry", {}),
+                    geometry=attrs.get("geometry", {}), physics=attrs.get("physics", {}),
                     provenance={"run_dir": str(self.run_dir), "epoch": self.best_epoch, "step": self.step,
                                 "best_score": self.best_score, "data": str(self.cfg.data.path),
                                 "config": self.cfg.to_dict()})

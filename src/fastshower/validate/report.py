@@ -264,6 +264,7 @@ def run_validation(
         if info["n"] < 4:
             raise DataFormatError(f"{paths[k]}: holds {info['n']} showers; at least 4 are needed")
 
+    notes = physics_notes(infos["ref"]["attrs"], infos["cand"]["attrs"])
     obs = {k: compute_observables_file(p, threshold_GeV) for k, p in paths.items()}
     logger.info("observables done after %.1f s", time.perf_counter() - t_start)
     idx = {"cand": np.arange(len(obs["cand"]))}
@@ -306,6 +307,7 @@ def run_validation(
         "passed": all(r["pass"] is not False for r in summary),
         "bins": bins,
         "classifier": classifier_out,
+        "notes": notes,
     }
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -381,6 +383,21 @@ def _verdict(v: bool | None) -> str:
     return {True: '<td class="pass">pass</td>', False: '<td class="fail">FAIL</td>'}.get(v, "<td>n/a</td>")
 
 
+def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[str, Any]) -> list[str]:
+    """Warnings about what the comparison cannot separate: a model trained on showers of other Monte Carlo physics
+    than the reference's (``trained_on_physics``, written by ``generate_like``, against the reference's
+    ``physics``)."""
+    from fastshower.mc.settings import physics_differences
+
+    if "trained_on_physics" not in candidate_attrs or "physics" not in reference_attrs:
+        return []
+    differences = physics_differences(candidate_attrs["trained_on_physics"], reference_attrs["physics"])
+    if not differences:
+        return []
+    return [f"the model was trained on Monte Carlo physics other than the reference's ({'; '.join(differences)}; "
+            "model vs reference): part of every difference below is the change of physics, not the model"]
+
+
 def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) -> str:
     """Self-contained report page: summary table, per-bin tables, embedded PNG figures (no scripts)."""
     e = html.escape
@@ -393,6 +410,7 @@ def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) 
         f"<p>reference: <code>{e(metrics['reference'])}</code><br>candidate: <code>{e(metrics['candidate'])}"
         f"</code><br>floor: {e(metrics['floor'])}<br>cell threshold: {metrics['threshold_GeV'] * 1e3:g} MeV; "
         f"overall: <b>{'PASS' if metrics['passed'] else 'FAIL'}</b></p>",
+        *(f"<p class='fail'><b>Note:</b> {e(note)}</p>" for note in metrics.get("notes", [])),
         "<h2>Summary</h2><p>pass when value &le; max(factor &times; floor, tolerance), factor = "
         f"{metrics['tolerances']['factor']:g}; AUC: |AUC &minus; 0.5|. Rows over several observables show the "
         "worst one.</p>",
