@@ -1,25 +1,32 @@
 """Multiple-scattering models side by side: gold-foil widths (Hanson 1951), backscattering, and what they do to
 CLIC showers (sampling fraction, lateral spread, cost).
 
-Run: ``.venv/bin/python benchmarks/msc_checks.py`` (~3 min on 2 cores); prints the markdown tables quoted in
-docs/physics.md ("Multiple scattering") and the cost line of benchmarks/RESULTS.md.
+Run: ``.venv/bin/python benchmarks/msc_checks.py`` (~5 min on 2 cores); prints the markdown tables quoted in
+docs/physics.md ("Multiple scattering") and writes docs/figures/msc_hanson.png (the gold-foil distributions
+against Hanson's points, tail included).
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
+import matplotlib
 
-from fastshower.geometry import load_geometry
-from fastshower.materials import material
-from fastshower.mc.foil import BACKSCATTERED, transmit
-from fastshower.mc.physics.elastic import goudsmit_saunderson_density
-from fastshower.mc.rng import shower_seeds
-from fastshower.mc.settings import PhysicsSettings
-from fastshower.mc.simulator import Primaries, Simulator
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-HANSON = {18.66: 2.58, 37.28: 3.76}  # Phys. Rev. 84 (1951) 634: 15.7 MeV e- on gold, 1/e widths (degrees)
+from fastshower.atomic import atomic_write  # noqa: E402
+from fastshower.geometry import load_geometry  # noqa: E402
+from fastshower.materials import material  # noqa: E402
+from fastshower.mc.foil import BACKSCATTERED, transmit  # noqa: E402
+from fastshower.mc.measurements import HANSON_DENSITY_PER_DEG2, HANSON_THETA_DEG  # noqa: E402
+from fastshower.mc.measurements import HANSON_WIDTH_DEG as HANSON  # noqa: E402
+from fastshower.mc.physics.elastic import goudsmit_saunderson_density  # noqa: E402
+from fastshower.mc.rng import shower_seeds  # noqa: E402
+from fastshower.mc.settings import PhysicsSettings  # noqa: E402
+from fastshower.mc.simulator import Primaries, Simulator  # noqa: E402
+
 MODELS = {  # the old defaults, then the mixed scheme at two accuracies (0.2: today's default)
     "highland, csda cuts": PhysicsSettings(msc="highland", cut_conversion="csda"),
     "wentzel C1=C2=0.05": PhysicsSettings(msc="wentzel", msc_c1=0.05, msc_c2=0.05),
@@ -64,6 +71,48 @@ def hanson_table() -> list[str]:
     return rows
 
 
+def hanson_figure(path: str = "docs/figures/msc_hanson.png") -> list[str]:
+    """dN/dOmega behind both foils, per electron and deg^2, to 25 degrees: Hanson's points, the cross-section's
+    exact (Goudsmit-Saunderson) distribution, the mixed scheme (C1 = 1e-5 and the default) and Highland."""
+    gold = material("Au")
+    edges_deg = np.concatenate([np.arange(0.0, 6.0, 0.5), [6.0, 7.0, 8.0, 10.0, 12.5, 15.0, 20.0, 25.0]])
+    solid_deg2 = 2.0 * np.pi * (np.cos(np.radians(edges_deg[:-1])) - np.cos(np.radians(edges_deg[1:]))) \
+        / np.radians(1.0) ** 2
+    samples = {"wentzel, C1=1e-5": PhysicsSettings(msc="wentzel", msc_c1=1e-5, straggling=False),
+               "wentzel, default (C1=0.2)": PhysicsSettings(), "highland": MODELS["highland, csda cuts"]}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    rows = ["| foil (mg/cm^2) | theta (deg) | Hanson (1/deg^2) | GS exact / Hanson | bin (deg) | "
+            + " | ".join(f"MC {k} / GS" for k in samples) + " |", "|---|---|---|---|---|" + "---|" * len(samples)]
+    for ax, (mg, data) in zip(axes, HANSON_DENSITY_PER_DEG2.items(), strict=True):
+        t = mg * 1e-3 / gold.density_g_cm3 * 10.0
+        fine = np.linspace(0.0, 25.0, 2501)
+        exact = goudsmit_saunderson_density(79.0, float(gold.atoms_per_mm3[0]), 15.7, t, np.radians(fine)) \
+            * np.radians(1.0) ** 2
+        ax.plot(fine, exact, "k-", lw=1, label="screened Rutherford, exact (GS)")
+        mc = {}
+        for (label, settings), style in zip(samples.items(), ("C0", "C2", "C3"), strict=True):
+            counts, _ = np.histogram(np.degrees(transmit("Au", t, 15.7, 200000, seed=7, settings=settings)
+                                                .polar_angles_rad()), edges_deg)
+            mc[label] = counts / 200000 / solid_deg2
+            ax.stairs(np.where(counts > 0, mc[label], np.nan), edges_deg, color=style, label=f"MC {label}")
+        ax.plot(HANSON_THETA_DEG, data, "rv", label="Hanson et al. 1951")
+        ax.set(yscale="log", xlabel="polar angle (deg)", ylabel="dN/dOmega (1/deg^2 per electron)",
+               title=f"15.7 MeV e- through {mg} mg/cm^2 gold", ylim=(3e-7, 0.1))
+        ax.legend(fontsize=7)
+        for theta in (2.2, 5.0, 10.0, 15.0, 20.0):
+            i = int(np.argmin(np.abs(HANSON_THETA_DEG - theta)))
+            b = int(np.searchsorted(edges_deg, theta, side="right") - 1)
+            lo, hi = edges_deg[b], edges_deg[b + 1]
+            inside = (fine >= lo) & (fine <= hi)
+            weight = np.sin(np.radians(fine[inside]))
+            gs_bin = float(np.sum(exact[inside] * weight) / np.sum(weight))  # the bin's solid-angle average
+            rows.append(f"| {mg} | {theta:g} | {data[i]:.2e} | {np.interp(theta, fine, exact) / data[i]:.2f} | "
+                        f"{lo:g}-{hi:g} | " + " | ".join(f"{mc[k][b] / gs_bin:.2f}" for k in samples) + " |")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return rows
+
+
 def backscatter_table() -> list[str]:
     rows = ["| target | E (MeV) | " + " | ".join(MODELS) + " |", "|---|---|" + "---|" * len(MODELS)]
     for name in ("Al", "Cu", "W"):
@@ -98,6 +147,7 @@ def shower_table() -> list[str]:
 
 def main() -> None:
     for title, table in (("Gold foils, 15.7 MeV e-: 1/e width of the angular distribution", hanson_table),
+                         ("Gold foils: dN/dOmega against Hanson's points (MC in bins of 0.5-5 deg)", hanson_figure),
                          ("Backscattered fraction of e- at normal incidence on 50 mm thick targets", backscatter_table),
                          ("CLIC ECAL, e- at normal incidence", shower_table)):
         print(f"### {title}\n")

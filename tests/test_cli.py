@@ -206,6 +206,20 @@ def test_physics_file(tmp_path, capsys):
     assert "unknown key(s) ['range_cutt_mm']" in one_error_line(capsys)
 
 
+def test_the_old_physics_stays_selectable(tmp_path):
+    # today's defaults are recorded; the shipped file of the physics before issue 10 reproduces old samples, and
+    # --msc overrides a physics file
+    new, old, mixed = tmp_path / "new.h5", tmp_path / "old.h5", tmp_path / "mixed.h5"
+    before = str(Path(__file__).resolve().parents[1] / "configs" / "physics-highland-csda.yaml")
+    assert main(simulate_args(new, "--workers", "1", n=1)) == 0
+    assert main(simulate_args(old, "--workers", "1", "--physics", before, n=1)) == 0
+    assert main(simulate_args(mixed, "--workers", "1", "--physics", before, "--msc", "wentzel", n=1)) == 0
+    recorded = {p: read_showers(p).attrs["physics"] for p in (new, old, mixed)}
+    assert (recorded[new]["msc"], recorded[new]["cut_conversion"]) == ("wentzel", "geant4")
+    assert (recorded[old]["msc"], recorded[old]["cut_conversion"]) == ("highland", "csda")
+    assert (recorded[mixed]["msc"], recorded[mixed]["cut_conversion"]) == ("wentzel", "csda")
+
+
 def test_inspect(reference, capsys):
     assert main(["inspect", str(reference)]) == 0
     out = capsys.readouterr().out

@@ -54,6 +54,9 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range-cut-mm", type=float, help="production range cut in mm (overrides --physics)")
     p.add_argument("--cut-conversion", choices=("geant4", "csda"),
                    help="range cut to energy thresholds: Geant4's converters or the CSDA range (overrides --physics)")
+    p.add_argument("--msc", choices=("wentzel", "highland"),
+                   help="e-/e+ multiple scattering: the mixed screened-Rutherford scheme or the old Highland "
+                        "Gaussian (overrides --physics)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-resume", action="store_true",
                    help="discard an existing <out>.partial instead of resuming it")
@@ -127,7 +130,8 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     if args.chunk_size < 1:
         raise ConfigError(f"--chunk-size {args.chunk_size}: must be >= 1")
     calorimeter = load_geometry(args.geometry)
-    settings = _load_settings(args.physics, range_cut_mm=args.range_cut_mm, cut_conversion=args.cut_conversion)
+    settings = _load_settings(args.physics, range_cut_mm=args.range_cut_mm, cut_conversion=args.cut_conversion,
+                              msc=args.msc)
     particle = particle_name(args.particle)
     energy = parse_values(args.energy, "--energy")
     theta = parse_values(args.theta, "--theta")
