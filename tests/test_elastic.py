@@ -118,3 +118,4 @@ def test_bad_msc_settings_are_one_line_naming_the_allowed_values(values, message
 def test_files_made_before_the_msc_setting_read_as_highland():
     old = {k: v for k, v in PhysicsSettings().to_dict().items() if k not in ("msc", "msc_c1", "msc_c2")}
     assert PhysicsSettings.from_recorded(old).msc == "highland"
+

@@ -123,3 +123,13 @@ def test_tungsten_longitudinal_maximum_high_energy(tungsten_block, energy):
     batch = tungsten_block.run(primaries(n, energy, 11), shower_seeds(6, 0, n))
     t_max = _fitted_tmax(batch.images.sum(axis=(1, 2)).mean(axis=0), 0.5)
     assert t_max == pytest.approx(np.log(energy * 1000.0 / TUNGSTEN_CRITICAL_MeV) - 0.5, abs=0.5)
+
+
+def test_landau_vavilov_bichsel_reference_for_silicon():
+    # PDG review, Fig. 34.9: in ~640 um of silicon the most probable loss of a minimum-ionising particle is about
+    # 0.7 of its mean loss, 388 eV/um; the reference formula (eq. 34.12 with Sternheimer's density effect) gives it
+    from fastshower.mc.measurements import most_probable_loss_silicon_keV
+
+    mpv, landau_fwhm = most_probable_loss_silicon_keV(500.0, 0.64, mass_MeV=139.57)  # 500 MeV pions, beta gamma 3.6
+    assert mpv / (0.388 * 640) == pytest.approx(0.70, abs=0.02)
+    assert landau_fwhm < 0.3 * mpv  # the Landau width is the narrow limit of the distribution

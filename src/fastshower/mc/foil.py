@@ -43,14 +43,16 @@ class Exits:
 
 
 def transmit(material: str, thickness_mm: float, energy_MeV: float, n: int, seed: int = 1,
-             settings: PhysicsSettings | None = None) -> Exits:
-    """Send ``n`` electrons of ``energy_MeV`` at normal incidence onto a slab of ``material``."""
+             settings: PhysicsSettings | None = None, sensor: bool = False) -> Exits:
+    """Send ``n`` electrons of ``energy_MeV`` at normal incidence onto a slab of ``material``; ``sensor``: the slab
+    is read out like a calorimeter's sensor, so energy-loss straggling is sampled in it (mean loss otherwise)."""
     settings = settings or PhysicsSettings()
     slab = Calorimeter("foil", (Layer(material, 0.0, material, float(thickness_mm)),), Grid(1, 1, 1.0),
                        half_width_mm=_HALF_WIDTH_mm)
     tables = build_material_tables(slab, settings)
     flags = np.array([settings.electron_tracking_cut_MeV, settings.step_fraction, settings.final_range_mm,
-                      float(settings.straggling), float(settings.msc == "wentzel"), settings.range_rejection_MeV])
+                      float(settings.straggling), float(settings.msc == "wentzel"), settings.range_rejection_MeV,
+                      0.0 if sensor else -1.0])
     out = np.zeros((n, 5))
     transport.transmit_primaries(shower_seeds(seed, 0, n), float(energy_MeV), float(thickness_mm), _HALF_WIDTH_mm,
                                  tables.values, tables.element_cumulative, tables.element_data, tables.scalars, flags,

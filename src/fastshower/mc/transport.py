@@ -533,11 +533,11 @@ def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative,
     """Primary electrons of ``energy`` (MeV) at normal incidence through one slab (material 0) of ``thickness``
     mm; secondaries dropped. Row i of ``out``: exit side (TRANSMITTED, BACKSCATTERED, STOPPED), kinetic energy,
     direction. ``flags``: e- tracking cut, step fraction, final range, straggling, mixed elastic flag,
-    range-rejection energy. Here, not in fastshower.mc.foil, so that numba's on-disk cache is invalidated with
-    the stepping it calls."""
+    range-rejection energy, layer index of the slab (0: a sensor, straggling sampled; -1: passive). Here, not in
+    fastshower.mc.foil, so that numba's on-disk cache is invalidated with the stepping it calls."""
     e_track, step_fraction, final_range, straggling, mixed = flags[0], flags[1], flags[2], flags[3] > 0.5, \
         flags[4] > 0.5
-    e_save = flags[5]
+    e_save, layer = flags[5], int(flags[6])
     z_front, z_back = np.zeros(1), np.full(1, thickness)
     image, ledger = np.zeros((1, 1, 1)), np.zeros(N_LEDGER)
     stack_f, stack_i = np.empty((64, 7)), np.empty((64, 2), dtype=np.int64)
@@ -548,7 +548,7 @@ def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative,
             lnT = np.log(T)
             residual = interpolate(values[0, tb.RANGE_E], lnT)
             T, x, y, z, ux, uy, uz, slab, alive, _, stack_f, stack_i = _charged_step(
-                state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, -1, z_front, z_back, half_width,
+                state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, layer, z_front, z_back, half_width,
                 0.5, 0.5, 1.0, values, cumulative, element_data, scalars, step_fraction, final_range, straggling,
                 e_track, e_save, mixed, image, ledger, stack_f, stack_i, 0)
         out[i, 0] = TRANSMITTED if slab >= 1 else (BACKSCATTERED if slab < 0 else STOPPED)
