@@ -58,7 +58,9 @@ def test_compton_sampling_matches_klein_nishina_mean():
 def test_straggling_keeps_the_mean_and_has_a_landau_tail():
     state = rng_init(np.uint64(11))
     mean_loss, excitation, cut = 0.15, 173e-6, 0.4  # 0.5 mm Si, MeV
-    losses = np.array([ionisation.straggled_loss(state, mean_loss, excitation, cut) for _ in range(30000)])
+    f1, e1, e2 = ionisation.urban_levels(14.0, excitation)
+    losses = np.array([ionisation.straggled_loss(state, mean_loss, 1000.0, excitation, cut, f1, e1, e2)
+                       for _ in range(30000)])
     assert losses.mean() == pytest.approx(mean_loss, rel=0.03)
     assert np.median(losses) < 0.97 * losses.mean()  # most probable below the mean
     assert np.mean(losses > 3 * mean_loss) > 0.003  # a long high-energy tail
@@ -133,3 +135,29 @@ def test_landau_vavilov_bichsel_reference_for_silicon():
     mpv, landau_fwhm = most_probable_loss_silicon_keV(500.0, 0.64, mass_MeV=139.57)  # 500 MeV pions, beta gamma 3.6
     assert mpv / (0.388 * 640) == pytest.approx(0.70, abs=0.02)
     assert landau_fwhm < 0.3 * mpv  # the Landau width is the narrow limit of the distribution
+
+
+def test_urban_levels_of_silicon():
+    # f2 = 2/Z, E2 = 10 eV Z^2, ln I = f1 ln E1 + f2 ln E2 (Geant4 PRM, Urban's model): silicon, I = 173 eV
+    f1, e1, e2 = ionisation.urban_levels(14.0, 173e-6)
+    assert (f1, e2) == pytest.approx((12 / 14, 1960e-6))
+    assert f1 * np.log(e1) + (1 - f1) * np.log(e2) == pytest.approx(np.log(173e-6))
+
+
+
+def test_energy_loss_of_fast_electrons_in_half_a_millimetre_of_silicon():
+    # the most probable loss against the Landau-Vavilov-Bichsel value (PDG eq. 34.12; Bichsel 1988), and a width
+    # near Landau's 4 xi (Bichsel: thin silicon is somewhat wider); benchmarks/mip_silicon.py has the table
+    from fastshower.mc.foil import TRANSMITTED, transmit
+    from fastshower.mc.measurements import most_probable_loss_silicon_keV
+
+    exits = transmit("Si", 0.5, 100.0, 6000, seed=4, sensor=True)
+    loss_keV = (100.0 - exits.energy_MeV[exits.side == TRANSMITTED]) * 1e3
+    counts, edges = np.histogram(loss_keV, bins=np.arange(0.0, 600.0, 5.0))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    peak = int(np.argmax(counts))
+    a, b, _ = np.polyfit(centres[peak - 4:peak + 5], counts[peak - 4:peak + 5], 2)
+    above = np.nonzero(counts >= counts.max() / 2)[0]
+    reference, landau_fwhm = most_probable_loss_silicon_keV(100.0, 0.5)
+    assert -b / (2 * a) == pytest.approx(reference, rel=0.06)
+    assert 0.8 * landau_fwhm < centres[above[-1]] - centres[above[0]] < 1.6 * landau_fwhm

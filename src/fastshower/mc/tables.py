@@ -12,7 +12,7 @@ import numpy as np
 from fastshower.geometry import Calorimeter
 from fastshower.materials import Material, electron_stopping_power_MeV_mm
 from fastshower.mc.cuts import csda_range_mm, production_cuts_MeV
-from fastshower.mc.physics import annihilation, bremsstrahlung, compton, elastic, pair, photoelectric
+from fastshower.mc.physics import annihilation, bremsstrahlung, compton, elastic, ionisation, pair, photoelectric
 from fastshower.mc.physics.bremsstrahlung import coulomb_correction
 from fastshower.mc.physics.ionisation import bhabha_cross_section_mm2, moller_cross_section_mm2
 from fastshower.mc.settings import PhysicsSettings
@@ -43,7 +43,7 @@ class MaterialTables:
     element_cumulative[m, p, j, i]: cumulative share of element j in process p (to pick the target atom).
     element_data[m, j, :]: Z, Z^(1/3), ln Z, Coulomb correction f(Z), K and L1 binding energies (MeV).
     scalars[m, :]: X0 (mm), electron cut, photon cut (MeV), mean excitation energy (MeV), plasma energy (MeV),
-    number of elements.
+    number of elements, Urban's straggling levels f1, E1, E2 (MeV).
     """
 
     values: np.ndarray
@@ -97,7 +97,7 @@ def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -
     values = np.zeros((n_mat, N_QUANTITIES, N_ENERGIES))
     cumulative = np.ones((n_mat, 4, max_el, N_ENERGIES))
     element_data = np.zeros((n_mat, max_el, 6))
-    scalars = np.zeros((n_mat, 6))
+    scalars = np.zeros((n_mat, 9))
     T = ENERGY_GRID_MeV
     for m, mat in enumerate(materials):
         cut_e, cut_g = production_cuts(mat, settings)
@@ -129,6 +129,7 @@ def build_material_tables(calorimeter: Calorimeter, settings: PhysicsSettings) -
             element_data[m, j] = (el.Z, el.Z ** (1.0 / 3.0), np.log(el.Z), coulomb_correction(el.Z),
                                   k_edge, l1_edge)
         scalars[m] = (mat.radiation_length_mm, cut_e, cut_g, mat.mean_excitation_MeV,
-                      bremsstrahlung.plasma_energy_MeV(mat), len(mat.elements))
+                      bremsstrahlung.plasma_energy_MeV(mat), len(mat.elements),
+                      *ionisation.urban_levels(mat.z_effective, mat.mean_excitation_MeV))
     return MaterialTables(values, cumulative, element_data, scalars, tuple(m.name for m in materials))
 

@@ -335,7 +335,10 @@ def _continuous_loss(state, positron, T, lnT, residual, s, m, layer, values, sca
     if straggling and layer >= 0 and loss < T:
         dedx_total = interpolate(values[m, tb.DEDX_P if positron else tb.DEDX_E], lnT)
         collision = loss * interpolate(values[m, tb.DEDX_COL_P if positron else tb.DEDX_COL_E], lnT) / dedx_total
-        loss += straggled_loss(state, collision, scalars[m, 3], scalars[m, 1]) - collision
+        # largest energy transfer below the cut: half the energy for e- (identical particles), all of it for e+
+        largest = min(scalars[m, 1], T if positron else 0.5 * T)
+        loss += straggled_loss(state, collision, T, scalars[m, 3], largest, scalars[m, 6], scalars[m, 7],
+                               scalars[m, 8]) - collision
         loss = min(max(loss, 0.0), T)
     return loss
 
