@@ -395,7 +395,7 @@ def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[s
     if not differences:
         return []
     return [f"the model was trained on Monte Carlo physics other than the reference's ({'; '.join(differences)}; "
-            "model vs reference): part of every difference below is the change of physics, not the model"]
+            "model vs reference): part of every difference from the reference is the change of physics, not the model"]
 
 
 def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) -> str:
