@@ -267,6 +267,7 @@ def test_train_into_a_file_is_refused(showers, tmp_path, capsys):
     ("msc: urban\n", "physics setting msc: 'urban' is not one of wentzel, highland"),
     ("msc: wentzel\nmsc_c1: 0.7\n", "physics setting msc_c1: must be in (0, 0.2], got 0.7"),
     ("cut_conversion: g4\n", "physics setting cut_conversion: 'g4' is not one of geant4, csda"),
+    ("msc_soft_fraction: 0\n", "physics setting msc_soft_fraction: must be in (0, 1], got 0"),
 ])
 def test_a_bad_physics_file_is_one_line_naming_the_setting_and_the_choices(text, message, tmp_path, capsys):
     physics = tmp_path / "physics.yaml"

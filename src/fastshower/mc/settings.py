@@ -43,6 +43,9 @@ class PhysicsSettings:
             C1 transport mean free paths and C2 E / (dE/dx) (PENELOPE's C1, C2; 0.2 is PENELOPE's largest
             recommended value, and showers and backscattering do not change between 0.05 and 0.2:
             docs/physics.md). Smaller is more accurate for thin foils (they need C1 ~ 1e-4) and slower.
+        msc_soft_fraction: the longest straight segment of the mixed scheme (grouped soft collisions at one
+            random hinge) as a share of the slab's thickness, in (0, 1]: PENELOPE's s_max, whose manual recommends
+            a tenth of the thickness, so that every layer is crossed with several soft deflections.
         straggling: sample energy-loss fluctuations in sensors (mean loss elsewhere, where deposits are not
             read out).
         max_particles: capacity of the particle stack (grows when exceeded; this is the start size).
@@ -59,6 +62,7 @@ class PhysicsSettings:
     msc: str = "wentzel"
     msc_c1: float = 0.2
     msc_c2: float = 0.2
+    msc_soft_fraction: float = 0.1
     straggling: bool = True
     max_particles: int = 4096
 
@@ -78,6 +82,8 @@ class PhysicsSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value <= MAX_MIXED_C):
                 raise ConfigError(f"physics setting {name}: must be in (0, {MAX_MIXED_C}], got {value!r}")
+        if not (isinstance(self.msc_soft_fraction, int | float) and 0.0 < self.msc_soft_fraction <= 1.0):
+            raise ConfigError(f"physics setting msc_soft_fraction: must be in (0, 1], got {self.msc_soft_fraction!r}")
         if not 0.0 < self.step_fraction <= 1.0:
             raise ConfigError(f"physics setting step_fraction: must be in (0, 1], got {self.step_fraction!r}")
         if self.range_rejection_MeV < 0:

@@ -99,7 +99,7 @@ class Simulator:
         directions = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
         settings = np.array([cfg.electron_tracking_cut_MeV, cfg.photon_tracking_cut_MeV, cfg.range_rejection_MeV,
                              cfg.step_fraction, cfg.final_range_mm, float(cfg.straggling),
-                             float(cfg.msc == "wentzel")])
+                             cfg.msc_soft_fraction if cfg.msc == "wentzel" else 0.0])
         images = np.zeros((n, *calo.cell_shape), dtype=np.float32)
         ledger = np.zeros((n, transport.N_LEDGER))
         energies_MeV = np.asarray(primaries.energy_GeV, float) * 1000.0

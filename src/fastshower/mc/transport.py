@@ -132,12 +132,13 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
     ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at
     (x0, y0, 0) with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons.
     ``settings`` = [e- tracking cut, photon tracking cut, range-rejection energy, step fraction,
-    final range (mm), straggling flag, mixed elastic scattering flag].
+    final range (mm), straggling flag, soft_fraction: the longest soft segment of the mixed elastic scheme as a share
+    of its slab's thickness (0: Highland scattering instead)].
     """
     state = rng_init(seed)
     e_track, g_track, e_save = settings[0], settings[1], settings[2]
     step_fraction, final_range, straggling = settings[3], settings[4], settings[5] > 0.5
-    mixed = settings[6] > 0.5
+    soft_fraction = settings[6]
     n_slabs = z_front.shape[0]
     stack_f = np.empty((stack_size, 7))
     stack_i = np.empty((stack_size, 2), dtype=np.int64)
@@ -248,7 +249,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
                         state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                         z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                        scalars, step_fraction, final_range, straggling, e_track, e_save, mixed, image, ledger,
+                        scalars, step_fraction, final_range, straggling, e_track, e_save, soft_fraction, image, ledger,
                         stack_f, stack_i, n)
                     if slab < 0 or slab >= n_slabs:
                         break
@@ -272,24 +273,25 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
 @njit(cache=True)
 def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                   z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
-                  scalars, step_fraction, final_range, straggling, e_track, e_save, mixed, image, ledger,
+                  scalars, step_fraction, final_range, straggling, e_track, e_save, soft_fraction, image, ledger,
                   stack_f, stack_i, n):
     """One step of an e-/e+; returns the updated state. ``T < 0`` on return means annihilated in flight;
     ``slab`` outside [0, n_slabs) or ``alive`` False with T >= 0 means it left or stopped.
 
-    ``mixed``: elastic scattering in the mixed scheme (hard collisions one by one along the step, soft ones
-    grouped at random hinges, :func:`_move_mixed`); otherwise a Highland-Gaussian deflection per step."""
+    ``soft_fraction`` > 0: elastic scattering in the mixed scheme (hard collisions one by one along the step, soft
+    ones grouped at random hinges on segments of at most that share of the slab's thickness, :func:`_move_mixed`);
+    0: a Highland-Gaussian deflection per step."""
     sig_discrete = _discrete_cross_section(values, m, positron, lnT)
     s_discrete = -np.log(rand(state)) / sig_discrete if sig_discrete > 0.0 else _INF
     s_continuous = residual if residual <= final_range else max(step_fraction * residual, final_range)
     if s_continuous > residual:
         s_continuous = residual
     s = min(s_discrete, s_continuous)
-    if mixed:
+    if soft_fraction > 0.0:
         T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_mixed(
             state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
-            half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, straggling, e_save, image,
-            ledger)
+            half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, straggling, e_save,
+            soft_fraction, image, ledger)
     else:
         T_new, x, y, z, ux, uy, uz, at_boundary, which = _move_highland(
             state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
@@ -385,13 +387,15 @@ def _elastic_at(values, element_data, m, T):
 @njit(cache=True)
 def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab, m, layer, z_front, z_back,
                 half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, straggling, e_save,
-                image, ledger):
+                soft_fraction, image, ledger):
     """Path of ``s`` (mm of true path) in the mixed scheme, stopped where it meets the slab boundary.
 
     Hard elastic collisions happen one by one along the path, at exponential distances from the hard
     cross-section at the energy reached (CSDA along the path, looked up again every 2 % of energy); each straight
-    segment between two of them carries the grouped soft collisions as one deflection at a uniformly random point
-    of the segment (the random hinge, which correlates lateral displacement with deflection). Hard collisions
+    segment between two of them, within the safety distance or at most ``soft_fraction`` of the slab's thickness
+    long, carries the grouped soft
+    collisions as one deflection at a uniformly random point of the segment (the random hinge, which correlates
+    lateral displacement with deflection). Hard collisions
     change neither the energy nor the tables, so they are done here without ending the step. The continuous loss
     is taken over the true path travelled and deposited at its centroid; between collisions a particle below the
     range-rejection energy that can no longer reach the slab's surface stops.
@@ -403,15 +407,23 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
     refresh_at = _REFRESH * T / interpolate(dedx_row, lnT)  # path over which the energy falls by that share
     # no boundary within the safety: a path that stays shorter cannot reach one, whatever its turns
     safety = _safety(x, y, z, z_front[slab], z_back[slab], half_width)
+    # the longest soft segment near a surface (PENELOPE's s_max): a slab crossed in one long segment would be
+    # deflected only when the hinge falls inside it, right on average but far too rarely for the angular
+    # distribution of a thin layer
+    longest = soft_fraction * (z_back[slab] - z_front[slab])
     travelled, cx, cy = 0.0, 0.0, 0.0
     at_boundary, stopped, which = False, False, 0
     while True:
         segment = s - travelled
-        last = True
+        last, hard = True, False
         if sig_hard > 0.0:
             free = -np.log(rand(state)) / sig_hard
             if free < segment:
-                segment, last = free, False
+                segment, last, hard = free, False, True
+        # ... except where it stays within the safety distance: then its hinge is inside the slab whatever happens
+        limit = max(longest, _safety(x, y, z, z_front[slab], z_back[slab], half_width))
+        if limit < segment:  # exponential free paths have no memory: the next segment samples afresh
+            segment, last, hard = limit, False, False
         # straight to the hinge, soft deflection, straight on; either leg may meet the boundary
         hinge = rand(state) * segment
         for leg in range(2):
@@ -437,12 +449,13 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
             T_here = energy_at_range(values[m, tb.RANGE_P if positron else tb.RANGE_E], residual - travelled)
             sig_hard, inv_l1_soft, mu_c, A_single = _elastic_at(values, element_data, m, T_here)
             refresh_at = travelled + _REFRESH * T_here / interpolate(dedx_row, np.log(T_here))
-        A = A_single
-        if n_elements > 1:
-            j = _pick_element(cumulative[m, tb.CUM_ELASTIC], n_elements, np.log(T_here), state)
-            A = screening_parameter(element_data[m, j, 0], T_here)
-        mu = sample_hard_mu(state, A, mu_c)
-        ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
+        if hard:
+            A = A_single
+            if n_elements > 1:
+                j = _pick_element(cumulative[m, tb.CUM_ELASTIC], n_elements, np.log(T_here), state)
+                A = screening_parameter(element_data[m, j, 0], T_here)
+            mu = sample_hard_mu(state, A, mu_c)
+            ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
         # range rejection (as at the start of a step) between collisions: a slow particle whose residual range
         # no longer reaches the slab's surface stops here
         if e_save > T and residual - travelled < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
@@ -535,11 +548,11 @@ def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_ba
 def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative, element_data, scalars, flags, out):
     """Primary electrons of ``energy`` (MeV) at normal incidence through one slab (material 0) of ``thickness``
     mm; secondaries dropped. Row i of ``out``: exit side (TRANSMITTED, BACKSCATTERED, STOPPED), kinetic energy,
-    direction. ``flags``: e- tracking cut, step fraction, final range, straggling, mixed elastic flag,
+    direction. ``flags``: e- tracking cut, step fraction, final range, straggling, soft_fraction (0: Highland),
     range-rejection energy, layer index of the slab (0: a sensor, straggling sampled; -1: passive). Here, not in
     fastshower.mc.foil, so that numba's on-disk cache is invalidated with the stepping it calls."""
-    e_track, step_fraction, final_range, straggling, mixed = flags[0], flags[1], flags[2], flags[3] > 0.5, \
-        flags[4] > 0.5
+    e_track, step_fraction, final_range, straggling, soft_fraction = flags[0], flags[1], flags[2], \
+        flags[3] > 0.5, flags[4]
     e_save, layer = flags[5], int(flags[6])
     z_front, z_back = np.zeros(1), np.full(1, thickness)
     image, ledger = np.zeros((1, 1, 1)), np.zeros(N_LEDGER)
@@ -553,6 +566,6 @@ def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative,
             T, x, y, z, ux, uy, uz, slab, alive, _, stack_f, stack_i = _charged_step(
                 state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, layer, z_front, z_back, half_width,
                 0.5, 0.5, 1.0, values, cumulative, element_data, scalars, step_fraction, final_range, straggling,
-                e_track, e_save, mixed, image, ledger, stack_f, stack_i, 0)
+                e_track, e_save, soft_fraction, image, ledger, stack_f, stack_i, 0)
         out[i, 0] = TRANSMITTED if slab >= 1 else (BACKSCATTERED if slab < 0 else STOPPED)
         out[i, 1], out[i, 2], out[i, 3], out[i, 4] = max(T, 0.0), ux, uy, uz
