@@ -16,7 +16,7 @@ from typing import Any
 
 from fastshower.data.readers import inspect_showers, iter_showers
 from fastshower.data.writer import ShowerWriter
-from fastshower.errors import ConfigError, DataFormatError
+from fastshower.errors import DataFormatError
 
 #: Attributes that must be identical in every input: showers made with different detectors or physics
 #: settings are different distributions and must not be mixed silently.
@@ -84,12 +84,9 @@ def _normalised(key: str, value: Any) -> Any:
     """Physics settings with the settings added since a file was made filled in as it was made."""
     if key != "physics" or not isinstance(value, dict):
         return value
-    from fastshower.mc.settings import PhysicsSettings
+    from fastshower.mc.settings import recorded_physics
 
-    try:
-        return PhysicsSettings.from_recorded(value).to_dict()
-    except ConfigError:  # settings of another fastshower: compared as they are
-        return value
+    return recorded_physics(value)
 
 
 def _merged_attrs(infos: list[dict[str, Any]]) -> dict[str, Any]:

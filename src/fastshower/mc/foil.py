@@ -50,12 +50,8 @@ def transmit(material: str, thickness_mm: float, energy_MeV: float, n: int, seed
     slab = Calorimeter("foil", (Layer(material, 0.0, material, float(thickness_mm)),), Grid(1, 1, 1.0),
                        half_width_mm=_HALF_WIDTH_mm)
     tables = build_material_tables(slab, settings)
-    soft_fraction = settings.msc_soft_fraction if settings.msc == "wentzel" else 0.0
-    flags = np.array([settings.electron_tracking_cut_MeV, settings.step_fraction, settings.final_range_mm,
-                      float(settings.straggling), soft_fraction, settings.range_rejection_MeV,
-                      0.0 if sensor else -1.0])
     out = np.zeros((n, 5))
     transport.transmit_primaries(shower_seeds(seed, 0, n), float(energy_MeV), float(thickness_mm), _HALF_WIDTH_mm,
-                                 tables.values, tables.element_cumulative, tables.element_data, tables.scalars, flags,
-                                 out)
+                                 0 if sensor else -1, tables.values, tables.element_cumulative, tables.element_data,
+                                 tables.scalars, settings.kernel_vector(), out)
     return Exits(out[:, 0].astype(np.int64), out[:, 1], out[:, 2:5])

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from fastshower.errors import ConfigError
 
 #: Range-to-energy conversions of the production cut (fastshower.mc.cuts implements them).
@@ -89,6 +91,14 @@ class PhysicsSettings:
         if self.range_rejection_MeV < 0:
             raise ConfigError("physics setting range_rejection_MeV: must be >= 0")
 
+    def kernel_vector(self) -> np.ndarray:
+        """The settings as the transport kernels read them: [e- tracking cut, photon tracking cut,
+        range-rejection energy, step fraction, final range, straggling flag, soft-segment fraction of the mixed
+        elastic scheme (0: Highland scattering instead)]."""
+        soft_fraction = self.msc_soft_fraction if self.msc == "wentzel" else 0.0
+        return np.array([self.electron_tracking_cut_MeV, self.photon_tracking_cut_MeV, self.range_rejection_MeV,
+                         self.step_fraction, self.final_range_mm, float(self.straggling), soft_fraction])
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, stored in the data files."""
         return asdict(self)
@@ -109,17 +119,18 @@ class PhysicsSettings:
         return cls(**values)
 
 
+def recorded_physics(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded physics dict with the settings it predates filled in as it was made
+    (:meth:`PhysicsSettings.from_recorded`); one that does not parse (another fastshower's) is returned as it
+    stands."""
+    try:
+        return PhysicsSettings.from_recorded(dict(values)).to_dict()
+    except (ConfigError, TypeError):
+        return dict(values)
+
+
 def physics_differences(trained_on: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
-    """The settings in which two recorded physics dicts differ, as ``"name: a vs b"`` (empty when they agree).
-
-    Both are read with :meth:`PhysicsSettings.from_recorded`, so a setting one of them predates compares as the
-    value of its time; a dict that does not parse is compared key by key as it stands.
-    """
-    def resolved(values: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            return PhysicsSettings.from_recorded(dict(values)).to_dict()
-        except (ConfigError, TypeError):
-            return {**RECORDED_BEFORE, **values}
-
-    a, b = resolved(trained_on), resolved(reference)
+    """The settings in which two recorded physics dicts differ, as ``"name: a vs b"`` (empty when they agree),
+    both read with :func:`recorded_physics`."""
+    a, b = recorded_physics(trained_on), recorded_physics(reference)
     return [f"{key}: {a.get(key)!r} vs {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]

@@ -97,9 +97,7 @@ class Simulator:
         kinds = np.array([_KIND_OF_PDG[int(c)] for c in primaries.pdg], dtype=np.int64)
         theta, phi = np.asarray(primaries.theta_rad, float), np.asarray(primaries.phi_rad, float)
         directions = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
-        settings = np.array([cfg.electron_tracking_cut_MeV, cfg.photon_tracking_cut_MeV, cfg.range_rejection_MeV,
-                             cfg.step_fraction, cfg.final_range_mm, float(cfg.straggling),
-                             cfg.msc_soft_fraction if cfg.msc == "wentzel" else 0.0])
+        settings = cfg.kernel_vector()
         images = np.zeros((n, *calo.cell_shape), dtype=np.float32)
         ledger = np.zeros((n, transport.N_LEDGER))
         energies_MeV = np.asarray(primaries.energy_GeV, float) * 1000.0

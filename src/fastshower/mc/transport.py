@@ -131,9 +131,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
 
     ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at
     (x0, y0, 0) with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons.
-    ``settings`` = [e- tracking cut, photon tracking cut, range-rejection energy, step fraction,
-    final range (mm), straggling flag, soft_fraction: the longest soft segment of the mixed elastic scheme as a share
-    of its slab's thickness (0: Highland scattering instead)].
+    ``settings``: :meth:`fastshower.mc.settings.PhysicsSettings.kernel_vector`.
     """
     state = rng_init(seed)
     e_track, g_track, e_save = settings[0], settings[1], settings[2]
@@ -391,21 +389,20 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
     """Path of ``s`` (mm of true path) in the mixed scheme, stopped where it meets the slab boundary.
 
     Hard elastic collisions happen one by one along the path, at exponential distances from the hard
-    cross-section at the energy reached (CSDA along the path, looked up again every 2 % of energy); each straight
-    segment between two of them, within the safety distance or at most ``soft_fraction`` of the slab's thickness
-    long, carries the grouped soft
-    collisions as one deflection at a uniformly random point of the segment (the random hinge, which correlates
-    lateral displacement with deflection). Hard collisions
-    change neither the energy nor the tables, so they are done here without ending the step. The continuous loss
-    is taken over the true path travelled and deposited at its centroid; between collisions a particle below the
-    range-rejection energy that can no longer reach the slab's surface stops.
+    cross-section at the energy reached (CSDA along the path, looked up again every 2 % of energy). Each straight
+    segment between two of them (within the safety distance, or at most ``soft_fraction`` of the slab's thickness
+    long) carries the grouped soft collisions as one deflection at a uniformly random point of the segment (the
+    random hinge, which correlates lateral displacement with deflection). Hard collisions change neither the
+    energy nor the tables, so they are done here without ending the step. The continuous loss is taken over the
+    true path travelled and deposited at its centroid; between segments a particle below the range-rejection
+    energy that can no longer reach the slab's surface stops.
     """
     dedx_row = values[m, tb.DEDX_P if positron else tb.DEDX_E]
     n_elements = int(scalars[m, 5])
     T_here = T
     sig_hard, inv_l1_soft, mu_c, A_single = _elastic_at(values, element_data, m, T_here)
     refresh_at = _REFRESH * T / interpolate(dedx_row, lnT)  # path over which the energy falls by that share
-    # no boundary within the safety: a path that stays shorter cannot reach one, whatever its turns
+    # no boundary within the step's safety: a path that stays shorter cannot reach one, whatever its turns
     safety = _safety(x, y, z, z_front[slab], z_back[slab], half_width)
     # the longest soft segment near a surface (PENELOPE's s_max): a slab crossed in one long segment would be
     # deflected only when the hinge falls inside it, right on average but far too rarely for the angular
@@ -414,6 +411,12 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
     travelled, cx, cy = 0.0, 0.0, 0.0
     at_boundary, stopped, which = False, False, 0
     while True:
+        here = _safety(x, y, z, z_front[slab], z_back[slab], half_width)
+        # range rejection (as at the start of a step) between segments: a slow particle whose residual range
+        # no longer reaches the slab's surface stops here
+        if travelled > 0.0 and e_save > T and residual - travelled < here:
+            stopped = True
+            break
         segment = s - travelled
         last, hard = True, False
         if sig_hard > 0.0:
@@ -421,7 +424,7 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
             if free < segment:
                 segment, last, hard = free, False, True
         # ... except where it stays within the safety distance: then its hinge is inside the slab whatever happens
-        limit = max(longest, _safety(x, y, z, z_front[slab], z_back[slab], half_width))
+        limit = max(longest, here)
         if limit < segment:  # exponential free paths have no memory: the next segment samples afresh
             segment, last, hard = limit, False, False
         # straight to the hinge, soft deflection, straight on; either leg may meet the boundary
@@ -456,11 +459,6 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
                 A = screening_parameter(element_data[m, j, 0], T_here)
             mu = sample_hard_mu(state, A, mu_c)
             ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
-        # range rejection (as at the start of a step) between collisions: a slow particle whose residual range
-        # no longer reaches the slab's surface stops here
-        if e_save > T and residual - travelled < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
-            stopped = True
-            break
     loss = _continuous_loss(state, positron, T, lnT, residual, travelled, m, layer, values, scalars, straggling)
     if travelled > 0.0:
         _deposit(image, ledger, layer, cx / travelled, cy / travelled, loss, half_x, half_y, pitch)
@@ -545,15 +543,16 @@ def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_ba
 
 
 @njit(cache=True)
-def transmit_primaries(seeds, energy, thickness, half_width, values, cumulative, element_data, scalars, flags, out):
+def transmit_primaries(seeds, energy, thickness, half_width, layer, values, cumulative, element_data, scalars,
+                       settings, out):
     """Primary electrons of ``energy`` (MeV) at normal incidence through one slab (material 0) of ``thickness``
     mm; secondaries dropped. Row i of ``out``: exit side (TRANSMITTED, BACKSCATTERED, STOPPED), kinetic energy,
-    direction. ``flags``: e- tracking cut, step fraction, final range, straggling, soft_fraction (0: Highland),
-    range-rejection energy, layer index of the slab (0: a sensor, straggling sampled; -1: passive). Here, not in
-    fastshower.mc.foil, so that numba's on-disk cache is invalidated with the stepping it calls."""
-    e_track, step_fraction, final_range, straggling, soft_fraction = flags[0], flags[1], flags[2], \
-        flags[3] > 0.5, flags[4]
-    e_save, layer = flags[5], int(flags[6])
+    direction. ``layer``: 0, the slab is a sensor (straggling sampled), or -1, passive; ``settings`` as for
+    :func:`simulate_shower`. Here, not in fastshower.mc.foil, so that numba's on-disk cache is invalidated with
+    the stepping it calls."""
+    e_track, e_save = settings[0], settings[2]
+    step_fraction, final_range, straggling = settings[3], settings[4], settings[5] > 0.5
+    soft_fraction = settings[6]
     z_front, z_back = np.zeros(1), np.full(1, thickness)
     image, ledger = np.zeros((1, 1, 1)), np.zeros(N_LEDGER)
     stack_f, stack_i = np.empty((64, 7)), np.empty((64, 2), dtype=np.int64)
