@@ -44,7 +44,13 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="run seed; same seed => same showers (default: 1)")
     p.add_argument("--out", required=True, type=Path, help="output HDF5 file")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="worker processes (default: all %(default)s cores)")
+                   help="processes making showers (default: all %(default)s cores); with --device cuda one of "
+                        "them drives the GPU and the others are CPU workers on the same queue")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the Monte Carlo runs: the CPU, or an NVIDIA GPU (needs fastshower[cuda]) "
+                        "(default: %(default)s)")
+    p.add_argument("--showers-per-launch", type=int, default=0, metavar="N",
+                   help="--device cuda: showers per GPU launch (default: 0, the built-in 16384)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed scheduler at ADDRESS, or 'local' for a LocalCluster of "
                    "--workers processes (needs fastshower[dask])")
@@ -139,8 +145,16 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     entry_xy = _parse_xy(args.entry_xy)
     primaries = plan_primaries(particle, energy, theta, phi, args.n, args.seed, entry_xy, args.entry_spread)
     check_primaries(calorimeter, settings, primaries)
+    if args.showers_per_launch < 0:
+        raise ConfigError(f"--showers-per-launch {args.showers_per_launch}: must be >= 1 (or 0, the default)")
     if args.scheduler is not None:
+        if args.device != "cpu":
+            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
         require_dask()
+    if args.device == "cuda":
+        from fastshower.mc.gpu import require_cuda
+
+        require_cuda()  # before anything is written
 
     request = {
         "particle": particle,
@@ -170,7 +184,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
         stats = _Stats()
         t0 = time.perf_counter()
         stream = run_production(calorimeter, settings, primaries, args.seed, todo, args.workers,
-                                args.scheduler)
+                                args.scheduler, args.device, args.showers_per_launch)
         with closing(stream):
             for start, batch in stream:
                 stop = start + batch.images.shape[0]
@@ -191,7 +205,8 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     ctx.writer = None
     resumed = f" ({args.n - stats.n} resumed)" if stats.n < args.n else ""
     rate = stats.n / wall if wall > 0 else float("nan")
-    print(f"{out}: {args.n} showers{resumed}; simulated {stats.n} in {wall:.1f} s, {rate:.1f} showers/s; "
+    print(f"{out}: {args.n} showers{resumed}; simulated {stats.n} on {args.device} in {wall:.1f} s, "
+          f"{rate:.1f} showers/s; "
           f"mean sampling fraction {stats.sampling_fraction:.4g}; "
           f"max relative ledger error {stats.max_ledger_error:.2g}")
     return 0

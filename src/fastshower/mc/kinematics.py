@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -45,7 +47,7 @@ def rotate(ux: float, uy: float, uz: float, dx: float, dy: float, dz: float) -> 
     """Express (dx, dy, dz), given in a frame whose z axis is the unit vector u, in the global frame."""
     perp2 = ux * ux + uy * uy
     if perp2 > 1e-20:
-        perp = np.sqrt(perp2)
+        perp = math.sqrt(perp2)
         return ((ux * uz * dx - uy * dy) / perp + ux * dz,
                 (uy * uz * dx + ux * dy) / perp + uy * dz,
                 -perp * dx + uz * dz)
@@ -57,7 +59,7 @@ def rotate(ux: float, uy: float, uz: float, dx: float, dy: float, dz: float) -> 
 @njit(cache=True, inline="always")
 def deflect(state: np.ndarray, ux: float, uy: float, uz: float, cos_theta: float) -> tuple[float, float, float]:
     """Turn u by polar angle acos(cos_theta) at a uniformly random azimuth; returns the new unit vector."""
-    sin_theta = np.sqrt(max(0.0, 1.0 - cos_theta * cos_theta))
+    sin_theta = math.sqrt(max(0.0, 1.0 - cos_theta * cos_theta))
     cos_phi, sin_phi = random_azimuth(state)
     return rotate(ux, uy, uz, sin_theta * cos_phi, sin_theta * sin_phi, cos_theta)
 
@@ -79,7 +81,7 @@ def random_azimuth(state: np.ndarray) -> tuple[float, float]:
 @njit(cache=True, inline="always")
 def normalise(x: float, y: float, z: float) -> tuple[float, float, float]:
     """Unit vector along (x, y, z) (returns +z for a null vector)."""
-    norm = np.sqrt(x * x + y * y + z * z)
+    norm = math.sqrt(x * x + y * y + z * z)
     if norm <= 0.0:
         return 0.0, 0.0, 1.0
     return x / norm, y / norm, z / norm

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.connection
 import os
+import queue
 import signal
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,50 @@ from fastshower.lifetime import tie_to_parent
 
 #: Seconds a worker may take to exit after it was asked to; after that it is killed.
 _EXIT_GRACE_S = 10.0
+
+
+class SideResults:
+    """Results made by a thread of this process (the GPU's share of a production), handed to
+    :func:`imap_unordered`, which yields them among its workers' results: the thread calls :meth:`put` for each,
+    :meth:`fail` with an exception to raise in the reader, and :meth:`close` when it has no more."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # a pipe only to wake the reader, which waits on the workers' connections with multiprocessing.wait
+        self.wakeup, self._bell = multiprocessing.Pipe(duplex=False)
+        self.done = False
+
+    def put(self, result: Any) -> None:
+        """One more result."""
+        self._send("ok", result)
+
+    def fail(self, exc: BaseException) -> None:
+        """The thread failed: ``exc`` is raised where the results are read."""
+        self._send("error", exc)
+
+    def close(self) -> None:
+        """No more results."""
+        self._send("done", None)
+
+    def _send(self, status: str, payload: Any) -> None:
+        self._queue.put((status, payload))
+        with contextlib.suppress(OSError):  # the reader is gone
+            self._bell.send_bytes(b"!")
+
+    def drain(self) -> list[Any]:
+        """The results that have arrived (raises a failure of the thread; sets :attr:`done` at its close)."""
+        while self.wakeup.poll():
+            self.wakeup.recv_bytes()
+        results = []
+        while not self._queue.empty():
+            status, payload = self._queue.get()
+            if status == "error":
+                raise payload
+            if status == "done":
+                self.done = True
+            else:
+                results.append(payload)
+        return results
 
 
 @dataclass
@@ -50,13 +95,15 @@ def imap_unordered(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     describe: Callable[[tuple], str] = repr,
+    side: SideResults | None = None,
 ) -> Iterator[Any]:
     """Run ``function(*task)`` for every task in ``workers`` processes; yield the results as they complete.
 
     ``initializer(*initargs)`` runs once in each worker before its first task. An exception raised by a task
     (or by the initializer) is raised here; a worker that dies raises :class:`WorkerError`. Whenever this
     generator ends (exhausted, closed early, or by an exception), the workers are gone when it returns.
-    ``describe(task)`` names a task in the error about a worker that died while running it.
+    ``describe(task)`` names a task in the error about a worker that died while running it. ``side``: results
+    of a thread of this process, yielded among the workers' (the generator ends when they are done too).
 
     The workers die with this process, however it dies (see :func:`fastshower.lifetime.tie_to_parent`). On Linux
     they are tied to the *thread* that starts them (the first ``next``): iterate from a thread that outlives the
@@ -85,11 +132,13 @@ def imap_unordered(
         queue = iter(tasks)
         for worker in pool:
             _send_next(worker, queue)
-        while any(worker.task is not None for worker in pool):
+        while any(worker.task is not None for worker in pool) or (side is not None and not side.done):
             busy = [worker for worker in pool if worker.task is not None]
             ready = set(multiprocessing.connection.wait(
-                [w.conn for w in busy] + [w.process.sentinel for w in busy]
+                [w.conn for w in busy] + [w.process.sentinel for w in busy] + ([side.wakeup] if side else [])
             ))
+            if side is not None and side.wakeup in ready:
+                yield from side.drain()
             for worker in busy:
                 if worker.conn in ready or worker.conn.poll():
                     result = _receive(worker, describe)

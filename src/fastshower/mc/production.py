@@ -26,10 +26,10 @@ import numpy as np
 
 from fastshower.errors import ConfigError
 from fastshower.geometry import Calorimeter
-from fastshower.mc.pool import imap_unordered
+from fastshower.mc.pool import SideResults, imap_unordered
 from fastshower.mc.rng import shower_seeds
 from fastshower.mc.settings import PhysicsSettings
-from fastshower.mc.simulator import PARTICLES, Primaries, ShowerBatch, Simulator, pdg_code
+from fastshower.mc.simulator import PARTICLES, Primaries, ShowerBatch, Simulator, check_device, pdg_code
 
 logger = logging.getLogger(__name__)
 
@@ -159,21 +159,23 @@ def plan_primaries(
 
 # --- simulators, one per process -------------------------------------------------------------------------
 
-_SIMULATORS: OrderedDict[tuple[str, str], Simulator] = OrderedDict()
+_SIMULATORS: OrderedDict[tuple[str, str, str, int], Simulator] = OrderedDict()
 _SIMULATORS_LOCK = threading.Lock()
 _MAX_CACHED = 4
 
 
-def get_simulator(calorimeter: Calorimeter, settings: PhysicsSettings) -> Simulator:
-    """A :class:`Simulator` for this detector and settings, built once per process (tables are costly).
+def get_simulator(calorimeter: Calorimeter, settings: PhysicsSettings, device: str = "cpu",
+                  showers_per_launch: int = 0) -> Simulator:
+    """A :class:`Simulator` for this detector, settings and device, built once per process (tables are costly,
+    and a GPU's copy of them too). ``showers_per_launch`` (GPU only; 0: the default).
 
     Forked worker processes inherit the parent's cache.
     """
-    key = (calorimeter.to_json(), json.dumps(settings.to_dict(), sort_keys=True))
+    key = (calorimeter.to_json(), json.dumps(settings.to_dict(), sort_keys=True), device, int(showers_per_launch))
     with _SIMULATORS_LOCK:
         sim = _SIMULATORS.get(key)
         if sim is None:
-            sim = Simulator(calorimeter, settings)
+            sim = Simulator(calorimeter, settings, device, int(showers_per_launch) or None)
             _SIMULATORS[key] = sim
             while len(_SIMULATORS) > _MAX_CACHED:
                 _SIMULATORS.popitem(last=False)
@@ -245,6 +247,8 @@ def run_production(
     todo_chunks: Sequence[tuple[int, int]],
     workers: int = 1,
     scheduler: str | None = None,
+    device: str = "cpu",
+    showers_per_launch: int = 0,
 ) -> Iterator[tuple[int, ShowerBatch]]:
     """Simulate the chunks ``[start, stop)`` of ``primaries``; yield ``(start, batch)`` as they complete.
 
@@ -252,6 +256,12 @@ def run_production(
     process pool (one :class:`Simulator` per worker process). ``scheduler`` is a dask.distributed scheduler
     address, or ``"local"`` to start a ``LocalCluster`` of ``workers`` processes. Closing the generator early
     stops the workers.
+
+    ``device="cuda"``: the GPU, driven from this process, takes chunks in launches of up to
+    ``showers_per_launch`` showers (0: the default); with ``workers > 1``, ``workers - 1`` CPU processes take
+    chunks from the same queue at the same time (:func:`_run_hybrid`). Each chunk is made exactly once, from its
+    showers' own seeds; which device made it changes no shower's statistics (the CPU and the GPU agree
+    statistically, not bit for bit, docs/gpu-mc.md).
     """
     todo = [(int(a), int(b)) for a, b in todo_chunks]
     for a, b in todo:
@@ -260,10 +270,20 @@ def run_production(
     workers = int(workers)
     if workers < 1:
         raise ConfigError(f"--workers {workers}: must be >= 1")
+    check_device(device)
+    if int(showers_per_launch) < 0:
+        raise ConfigError(f"--showers-per-launch {showers_per_launch}: must be >= 1")
     check_primaries(calorimeter, settings, primaries)
     if scheduler is not None:
+        if device != "cpu":
+            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
         require_dask()
         return _run_dask(calorimeter, settings, primaries, int(seed), todo, workers, scheduler)
+    if device == "cuda":
+        gpu_sim = get_simulator(calorimeter, settings, device, showers_per_launch)  # a missing GPU fails here
+        if workers == 1 or len(todo) <= 1:
+            return _run_gpu(gpu_sim, primaries, int(seed), _ChunkQueue(todo), None)
+        return _run_hybrid(calorimeter, settings, gpu_sim, primaries, int(seed), todo, workers - 1)
     if workers == 1 or len(todo) <= 1:
         return _run_local(calorimeter, settings, primaries, int(seed), todo)
     return _run_pool(calorimeter, settings, primaries, int(seed), todo, min(workers, len(todo)))
@@ -305,6 +325,99 @@ def _run_pool(
     yield from imap_unordered(
         _pool_chunk, tasks, workers, context, _init_pool_worker, (calorimeter, settings), describe=_describe_chunk
     )
+
+
+class _ChunkQueue:
+    """The chunks still to make, shared by the GPU (which takes many at once) and the CPU workers (one each)."""
+
+    def __init__(self, todo: Sequence[tuple[int, int]]) -> None:
+        self._todo = list(todo)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self, showers: int = 1) -> list[tuple[int, int]]:
+        """The next chunks, in order, until they hold at least ``showers`` showers (one chunk at least); ``[]``
+        when none is left."""
+        with self._lock:
+            taken: list[tuple[int, int]] = []
+            held = 0
+            while self._next < len(self._todo) and (not taken or held < showers):
+                a, b = self._todo[self._next]
+                taken.append((a, b))
+                held += b - a
+                self._next += 1
+            return taken
+
+    def tasks(self, primaries: Primaries, seed: int, on_first: Any = None) -> Iterator[tuple]:
+        """Pool tasks ``(primaries, seed, start)``, one chunk each, taken as the workers ask for them;
+        ``on_first()`` runs when the first is asked for (every worker process exists by then)."""
+        while True:
+            if on_first is not None:
+                on_first()
+                on_first = None
+            taken = self.take(1)
+            if not taken:
+                return
+            (a, b), = taken
+            yield primaries.select(a, b), seed, a
+
+
+def _run_gpu(sim: Simulator, primaries: Primaries, seed: int, queue: _ChunkQueue,
+             stop: threading.Event | None) -> Iterator[tuple[int, ShowerBatch]]:
+    """The GPU's share: launches of up to ``showers_per_launch`` showers, taken from ``queue`` until it is empty
+    (or ``stop`` is set), yielded back chunk by chunk."""
+    assert sim._gpu is not None
+    while stop is None or not stop.is_set():
+        taken = queue.take(sim._gpu.showers_per_launch)
+        if not taken:
+            return
+        first, last = taken[0][0], taken[-1][1]
+        # taken chunks are consecutive in the request unless a resume left holes: simulate each run of them
+        index = np.concatenate([np.arange(a, b) for a, b in taken])
+        part = Primaries(*(getattr(primaries, f)[index] for f in
+                           ("pdg", "energy_GeV", "theta_rad", "phi_rad", "x_mm", "y_mm")))
+        seeds = np.concatenate([shower_seeds(seed, a, b - a) for a, b in taken])
+        batch = sim.run(part, seeds)
+        offset = 0
+        for a, b in taken:
+            size = b - a
+            yield a, ShowerBatch(batch.images[offset:offset + size],
+                                 {k: v[offset:offset + size] for k, v in batch.ledger.items()})
+            offset += size
+        logger.debug("GPU: showers [%d, %d) done", first, last)
+
+
+def _run_hybrid(
+    calorimeter: Calorimeter, settings: PhysicsSettings, gpu_sim: Simulator, primaries: Primaries, seed: int,
+    todo: list[tuple[int, int]], cpu_workers: int,
+) -> Iterator[tuple[int, ShowerBatch]]:
+    """The GPU (a thread of this process) and ``cpu_workers`` CPU processes take chunks from one queue."""
+    queue = _ChunkQueue(todo)
+    side = SideResults()
+    stop = threading.Event()
+
+    def gpu_share() -> None:
+        try:
+            for result in _run_gpu(gpu_sim, primaries, seed, queue, stop):
+                side.put(result)
+        except BaseException as exc:  # raised in the main thread, where the results are read
+            side.fail(exc)
+        finally:
+            side.close()
+
+    def start_gpu() -> None:
+        # started once the CPU workers exist: they are forked from a single-threaded process (see _pool_context)
+        threading.Thread(target=gpu_share, name="fastshower-gpu", daemon=True).start()
+
+    cpu_sim = get_simulator(calorimeter, settings)
+    cpu_sim.run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))  # compile once, before forking
+    context = _pool_context()
+    try:
+        yield from imap_unordered(
+            _pool_chunk, queue.tasks(primaries, seed, start_gpu), cpu_workers, context, _init_pool_worker,
+            (calorimeter, settings), describe=_describe_chunk, side=side)
+    finally:
+        stop.set()
 
 
 def _describe_chunk(task: tuple) -> str:

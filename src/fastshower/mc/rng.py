@@ -7,6 +7,8 @@ pseudorandom number generators", ACM TOMS 47 (2021) 36.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, uint64
 
@@ -29,8 +31,16 @@ def _rotl(x: np.uint64, k: int) -> np.uint64:
 
 @njit(cache=True)
 def rng_init(seed: np.uint64) -> np.ndarray:
-    """A fresh xoshiro256** state (4 x uint64) from one 64-bit seed via splitmix64."""
+    """A fresh xoshiro256** state (4 x uint64) from one 64-bit seed via splitmix64 (CPU: allocates)."""
     state = np.empty(4, dtype=np.uint64)
+    rng_seed(state, seed)
+    return state
+
+
+@njit(cache=True, inline="always")
+def rng_seed(state: np.ndarray, seed: np.uint64) -> None:
+    """Fill ``state`` (4 x uint64, the caller's: a GPU thread cannot allocate) from one 64-bit seed via
+    splitmix64."""
     z = uint64(seed)
     for i in range(4):
         z = z + uint64(0x9E3779B97F4A7C15)
@@ -38,7 +48,6 @@ def rng_init(seed: np.uint64) -> np.ndarray:
         x = (x ^ (x >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> uint64(27))) * uint64(0x94D049BB133111EB)
         state[i] = x ^ (x >> uint64(31))
-    return state
 
 
 @njit(cache=True, inline="always")
@@ -60,7 +69,7 @@ def rand(state: np.ndarray) -> float:
 @njit(cache=True, inline="always")
 def rand_normal(state: np.ndarray) -> float:
     """A standard normal deviate (Box-Muller, one of the pair)."""
-    return np.sqrt(-2.0 * np.log(rand(state))) * np.cos(2.0 * np.pi * rand(state))
+    return math.sqrt(-2.0 * math.log(rand(state))) * math.cos(2.0 * math.pi * rand(state))
 
 
 @njit(cache=True)
@@ -69,9 +78,9 @@ def rand_poisson(state: np.ndarray, mean: float) -> int:
     if mean <= 0.0:
         return 0
     if mean > 30.0:
-        n = int(mean + np.sqrt(mean) * rand_normal(state) + 0.5)
+        n = int(mean + math.sqrt(mean) * rand_normal(state) + 0.5)
         return n if n > 0 else 0
-    limit = np.exp(-mean)
+    limit = math.exp(-mean)
     n = 0
     product = rand(state)
     while product > limit:

@@ -67,14 +67,42 @@ class ShowerBatch:
     ledger: dict[str, np.ndarray]
 
 
-class Simulator:
-    """Detailed simulation of showers in one calorimeter with one set of physics settings."""
+DEVICES = ("cpu", "cuda")
 
-    def __init__(self, calorimeter: Calorimeter, settings: PhysicsSettings | None = None) -> None:
+
+def check_device(device: str) -> str:
+    """``device`` if it is one the Monte Carlo runs on (``cpu`` or ``cuda``), else a one-line ``ConfigError``."""
+    if device not in DEVICES:
+        raise ConfigError(f"--device '{device}': unknown (choose from {', '.join(DEVICES)})")
+    return device
+
+
+class Simulator:
+    """Detailed simulation of showers in one calorimeter with one set of physics settings, on the CPU (numba) or
+    on an NVIDIA GPU (numba-cuda, ``device="cuda"``), from the same transport code."""
+
+    def __init__(self, calorimeter: Calorimeter, settings: PhysicsSettings | None = None, device: str = "cpu",
+                 showers_per_launch: int | None = None) -> None:
         self.calorimeter = calorimeter
         self.settings = settings or PhysicsSettings()
+        self.device = check_device(device)
         self.tables: MaterialTables = build_material_tables(calorimeter, self.settings)
+        self._gpu = None
+        if self.device == "cuda":
+            from fastshower.mc import gpu  # numba-cuda only when a GPU is asked for
 
+            self._gpu = gpu.GpuTransport(self._constants(), calorimeter.cell_shape,
+                                         showers_per_launch or gpu.DEFAULT_SHOWERS_PER_LAUNCH)
+        #: steps (photon flights and charged steps) of the showers of the last :meth:`run`
+        self.last_steps = np.zeros(0, dtype=np.int64)
+
+    def _constants(self) -> dict[str, object]:
+        calo, slabs, tab = self.calorimeter, self.calorimeter.slabs, self.tables
+        return {"z_front": slabs.z_front_mm, "z_back": slabs.z_back_mm, "slab_mat": slabs.material_index,
+                "slab_layer": slabs.sensor_layer, "half_width": calo.transverse_half_width_mm,
+                "half_x": calo.grid.half_width_x_mm, "half_y": calo.grid.half_width_y_mm,
+                "pitch": calo.grid.pitch_mm, "values": tab.values, "cumulative": tab.element_cumulative,
+                "element_data": tab.element_data, "scalars": tab.scalars, "settings": self.settings.kernel_vector()}
     def check(self, primaries: Primaries) -> None:
         """Refuse primaries the transport cannot take, with a one-line message."""
         energy = np.asarray(primaries.energy_GeV, dtype=float)
@@ -90,22 +118,35 @@ class Simulator:
             pdg_code(int(code))
 
     def run(self, primaries: Primaries, seeds: np.ndarray) -> ShowerBatch:
-        """Simulate every primary with its own 64-bit seed; same seed => same shower."""
+        """Simulate every primary with its own 64-bit seed; same seed => same shower (on one device: the CPU and
+        the GPU agree statistically, not bit for bit)."""
         self.check(primaries)
         n = len(primaries)
-        calo, slabs, tab, cfg = self.calorimeter, self.calorimeter.slabs, self.tables, self.settings
+        seeds = np.asarray(seeds, dtype=np.uint64)
         kinds = np.array([_KIND_OF_PDG[int(c)] for c in primaries.pdg], dtype=np.int64)
         theta, phi = np.asarray(primaries.theta_rad, float), np.asarray(primaries.phi_rad, float)
         directions = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
-        settings = cfg.kernel_vector()
-        images = np.zeros((n, *calo.cell_shape), dtype=np.float32)
-        ledger = np.zeros((n, transport.N_LEDGER))
         energies_MeV = np.asarray(primaries.energy_GeV, float) * 1000.0
-        transport.simulate_batch(np.asarray(seeds, dtype=np.uint64), kinds, energies_MeV,
-                   np.asarray(primaries.x_mm, float), np.asarray(primaries.y_mm, float), directions,
-                   slabs.z_front_mm, slabs.z_back_mm, slabs.material_index, slabs.sensor_layer,
-                   calo.transverse_half_width_mm, calo.grid.half_width_x_mm, calo.grid.half_width_y_mm,
-                   calo.grid.pitch_mm, tab.values, tab.element_cumulative, tab.element_data, tab.scalars,
-                   settings, images, ledger, cfg.max_particles)
+        x0, y0 = np.asarray(primaries.x_mm, float), np.asarray(primaries.y_mm, float)
+        if self._gpu is not None and n > 0:
+            images, ledger, steps = self._gpu.run(seeds, kinds, energies_MeV, x0, y0, directions)
+            redo = np.flatnonzero(steps == transport.STACK_OVERFLOW)
+            if redo.size:  # deeper than a GPU thread's stack: the CPU's grows
+                images[redo], ledger[redo], steps[redo] = self._run_cpu(
+                    seeds[redo], kinds[redo], energies_MeV[redo], x0[redo], y0[redo], directions[redo])
+        else:
+            images, ledger, steps = self._run_cpu(seeds, kinds, energies_MeV, x0, y0, directions)
+        self.last_steps = steps
         return ShowerBatch(images, {key: ledger[:, i] / 1000.0 for i, key in enumerate(LEDGER_KEYS)})
 
+    def _run_cpu(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
+                 y0: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, c = int(seeds.shape[0]), self._constants()
+        images = np.zeros((n, *self.calorimeter.cell_shape), dtype=np.float32)
+        ledger = np.zeros((n, transport.N_LEDGER))
+        steps = np.zeros(n, dtype=np.int64)
+        transport.simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, c["z_front"], c["z_back"],
+                                 c["slab_mat"], c["slab_layer"], c["half_width"], c["half_x"], c["half_y"],
+                                 c["pitch"], c["values"], c["cumulative"], c["element_data"], c["scalars"],
+                                 c["settings"], images, ledger, steps, self.settings.max_particles)
+        return images, ledger, steps

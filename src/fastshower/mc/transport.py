@@ -13,6 +13,8 @@ annihilation would have released), so the ledger sums to the available energy of
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -26,12 +28,14 @@ from fastshower.mc.physics.elastic import sample_hard_mu, sample_soft_mu, screen
 from fastshower.mc.physics.ionisation import sample_delta_fraction, straggled_loss
 from fastshower.mc.physics.msc import highland_theta0, isotropic_cos, scatter
 from fastshower.mc.physics.pair import sample_positron_fraction
-from fastshower.mc.rng import rand, rng_init
+from fastshower.mc.rng import rand, rng_init, rng_seed
 
 GAMMA, ELECTRON, POSITRON, PI0 = 0, 1, 2, 3
 PI0_MASS_MeV = 134.9768
 SENSOR, PASSIVE, LEAK_FRONT, LEAK_SIDE, LEAK_BACK = range(5)
 N_LEDGER = 5
+#: what :func:`simulate_shower` returns when its particle stack was too shallow for the shower
+STACK_OVERFLOW = -1
 # how a primary left a single slab (transmit_primaries)
 TRANSMITTED, BACKSCATTERED, STOPPED = 1, -1, 0
 # columns of the particle state
@@ -74,44 +78,48 @@ def _deposit(image, ledger, layer, x, y, energy, half_x, half_y, pitch):
         ledger[PASSIVE] += energy
         return
     ledger[SENSOR] += energy
-    ix = int(np.floor((x + half_x) / pitch))
-    iy = int(np.floor((y + half_y) / pitch))
+    ix = int(math.floor((x + half_x) / pitch))
+    iy = int(math.floor((y + half_y) / pitch))
     if 0 <= ix < image.shape[0] and 0 <= iy < image.shape[1]:
         image[ix, iy, layer] += energy
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(stack_f, stack_i, n, kind, slab, T, x, y, z, ux, uy, uz):
-    if n >= stack_f.shape[0]:
-        bigger_f = np.empty((2 * stack_f.shape[0], 7))
-        bigger_i = np.empty((2 * stack_i.shape[0], 2), dtype=np.int64)
-        bigger_f[:n] = stack_f[:n]
-        bigger_i[:n] = stack_i[:n]
-        stack_f, stack_i = bigger_f, bigger_i
-    stack_f[n, 0], stack_f[n, 1], stack_f[n, 2], stack_f[n, 3] = T, x, y, z
-    stack_f[n, 4], stack_f[n, 5], stack_f[n, 6] = ux, uy, uz
-    stack_i[n, 0], stack_i[n, 1] = kind, slab
-    return stack_f, stack_i, n + 1
+    """Put a particle on the stack; returns the new count. A full stack takes nothing and the count still grows:
+    the shower's caller sees ``n > capacity`` (:data:`STACK_OVERFLOW`) and redoes it with a deeper stack (same
+    seed, same shower), which keeps the kernel free of growing arrays (a GPU thread cannot allocate)."""
+    if n < stack_f.shape[0]:
+        stack_f[n, 0], stack_f[n, 1], stack_f[n, 2], stack_f[n, 3] = T, x, y, z
+        stack_f[n, 4], stack_f[n, 5], stack_f[n, 6] = ux, uy, uz
+        stack_i[n, 0], stack_i[n, 1] = kind, slab
+    return n + 1
 
 
 @njit(cache=True)
 def _pi0_decay(state, kinetic, ux, uy, uz):
-    """Two photons (energy MeV, direction) of an isotropic pi0 -> gamma gamma decay, boosted along u."""
+    """The two photons of an isotropic pi0 -> gamma gamma decay, boosted along u: (energy MeV, direction) of the
+    first, then of the second."""
     gamma = (kinetic + PI0_MASS_MeV) / PI0_MASS_MeV
-    beta = np.sqrt(1.0 - 1.0 / (gamma * gamma))
+    beta = math.sqrt(1.0 - 1.0 / (gamma * gamma))
     cos_star = isotropic_cos(state)
-    sin_star = np.sqrt(max(0.0, 1.0 - cos_star * cos_star))
-    phi = 2.0 * np.pi * rand(state)
+    sin_star = math.sqrt(max(0.0, 1.0 - cos_star * cos_star))
+    phi = 2.0 * math.pi * rand(state)
     half = 0.5 * PI0_MASS_MeV
-    out = []
-    for sign in (1.0, -1.0):
-        c = sign * cos_star
-        k = gamma * half * (1.0 + beta * c)
-        vx, vy, vz = normalise(sign * half * sin_star * np.cos(phi), sign * half * sin_star * np.sin(phi),
-                               gamma * half * (c + beta))
-        wx, wy, wz = rotate(ux, uy, uz, vx, vy, vz)
-        out.append((k, wx, wy, wz))
-    return out
+    k1, w1x, w1y, w1z = _decay_photon(ux, uy, uz, gamma, beta, half, sin_star, cos_star, phi, 1.0)
+    k2, w2x, w2y, w2z = _decay_photon(ux, uy, uz, gamma, beta, half, sin_star, cos_star, phi, -1.0)
+    return k1, w1x, w1y, w1z, k2, w2x, w2y, w2z
+
+
+@njit(cache=True, inline="always")
+def _decay_photon(ux, uy, uz, gamma, beta, half, sin_star, cos_star, phi, sign):
+    """One photon of the pi0 decay (``sign`` +1 or -1: the two are back to back in the rest frame)."""
+    c = sign * cos_star
+    k = gamma * half * (1.0 + beta * c)
+    vx, vy, vz = normalise(sign * half * sin_star * math.cos(phi), sign * half * sin_star * math.sin(phi),
+                           gamma * half * (c + beta))
+    wx, wy, wz = rotate(ux, uy, uz, vx, vy, vz)
+    return k, wx, wy, wz
 
 
 @njit(cache=True)
@@ -126,27 +134,36 @@ def _pick_element(cumulative_row, n_elements, ln_energy, state):
 @njit(cache=True)
 def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     z_front, z_back, slab_mat, slab_layer, half_width, half_x, half_y, pitch,
-                    values, cumulative, element_data, scalars, settings, image, ledger, stack_size):
+                    values, cumulative, element_data, scalars, settings, image, ledger, state, stack_f, stack_i):
     """Transport one primary and all its descendants; accumulate into ``image`` (MeV) and ``ledger`` (MeV).
 
     ``kind`` is GAMMA, ELECTRON, POSITRON or PI0; ``energy`` its kinetic energy in MeV, entering at
     (x0, y0, 0) with direction (ux0, uy0, uz0). A pi0 decays at the entry point into two photons.
-    ``settings``: :meth:`fastshower.mc.settings.PhysicsSettings.kernel_vector`.
+    ``settings``: :meth:`fastshower.mc.settings.PhysicsSettings.kernel_vector`. The caller provides the work
+    space: ``state`` (4 x uint64, seeded here from ``seed``), the particle stack ``stack_f`` (capacity x 7 float64)
+    and ``stack_i`` (capacity x 2 int64). Returns the number of steps taken (photon flights and charged steps), or
+    :data:`STACK_OVERFLOW` when the stack was too shallow: then ``image`` and ``ledger`` hold a partial shower,
+    and the caller clears them and runs the same seed again with a deeper stack.
+
+    The CPU (numba njit) and the GPU (numba-cuda, :mod:`fastshower.mc.gpu`) compile this same function: no
+    allocation, no Python objects, scalar math from :mod:`math`.
     """
-    state = rng_init(seed)
+    rng_seed(state, seed)
     e_track, g_track, e_save = settings[0], settings[1], settings[2]
     step_fraction, final_range, straggling = settings[3], settings[4], settings[5] > 0.5
     soft_fraction = settings[6]
     n_slabs = z_front.shape[0]
-    stack_f = np.empty((stack_size, 7))
-    stack_i = np.empty((stack_size, 2), dtype=np.int64)
+    capacity = stack_f.shape[0]
+    steps = 0
     if kind == PI0:
-        n = 0
-        for k, vx, vy, vz in _pi0_decay(state, energy, ux0, uy0, uz0):
-            stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, 0, k, x0, y0, z_front[0], vx, vy, vz)
+        k1, v1x, v1y, v1z, k2, v2x, v2y, v2z = _pi0_decay(state, energy, ux0, uy0, uz0)
+        n = _push(stack_f, stack_i, 0, GAMMA, 0, k1, x0, y0, z_front[0], v1x, v1y, v1z)
+        n = _push(stack_f, stack_i, n, GAMMA, 0, k2, x0, y0, z_front[0], v2x, v2y, v2z)
     else:
-        stack_f, stack_i, n = _push(stack_f, stack_i, 0, kind, 0, energy, x0, y0, z_front[0], ux0, uy0, uz0)
+        n = _push(stack_f, stack_i, 0, kind, 0, energy, x0, y0, z_front[0], ux0, uy0, uz0)
     while n > 0:
+        if n > capacity:
+            return STACK_OVERFLOW
         n -= 1
         kind = stack_i[n, 0]
         slab = stack_i[n, 1]
@@ -161,8 +178,9 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     _deposit(image, ledger, layer, x, y, T, half_x, half_y, pitch)
                     break
                 # --- photon: fly to the interaction point across slabs ---
-                mfp_left = -np.log(rand(state))
-                lnT = np.log(T)
+                steps += 1
+                mfp_left = -math.log(rand(state))
+                lnT = math.log(T)
                 interacted = False
                 while True:
                     m = slab_mat[slab]
@@ -199,14 +217,16 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     j = _pick_element(cumulative[m, tb.CUM_PAIR], int(scalars[m, 5]), lnT, state)
                     eps = sample_positron_fraction(state, element_data[m, j, 1], element_data[m, j, 2],
                                                    element_data[m, j, 3], T)
-                    phi = 2.0 * np.pi * rand(state)
-                    for charge_kind, total in ((POSITRON, eps * T), (ELECTRON, (1.0 - eps) * T)):
+                    phi = 2.0 * math.pi * rand(state)
+                    for side in range(2):  # the positron, then the electron, back to back in azimuth
+                        charge_kind = POSITRON if side == 0 else ELECTRON
+                        total = eps * T if side == 0 else (1.0 - eps) * T
                         theta = sample_photon_polar(state, total)
-                        st = np.sin(theta)
-                        vx, vy, vz = rotate(ux, uy, uz, st * np.cos(phi), st * np.sin(phi), np.cos(theta))
-                        stack_f, stack_i, n = _push(stack_f, stack_i, n, charge_kind, slab, max(total - ME, 0.0),
+                        st = math.sin(theta)
+                        vx, vy, vz = rotate(ux, uy, uz, st * math.cos(phi), st * math.sin(phi), math.cos(theta))
+                        n = _push(stack_f, stack_i, n, charge_kind, slab, max(total - ME, 0.0),
                                                     x, y, z, vx, vy, vz)
-                        phi += np.pi
+                        phi += math.pi
                     # k = T+ + T- + 2 m_e: the positron's ledger carries the 2 m_e (released at annihilation)
                     break
                 if r < mu_pair + mu_compton:
@@ -216,7 +236,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                     T_e = T - k_out
                     ex, ey, ez = normalise(T * ux - k_out * vx, T * uy - k_out * vy, T * uz - k_out * vz)
                     if T_e >= e_track:
-                        stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ex, ey, ez)
+                        n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ex, ey, ez)
                     else:
                         _deposit(image, ledger, layer, x, y, T_e, half_x, half_y, pitch)
                     T, ux, uy, uz = k_out, vx, vy, vz
@@ -229,7 +249,7 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
                 _deposit(image, ledger, layer, x, y, binding, half_x, half_y, pitch)
                 T_e = T - binding
                 if T_e >= e_track:
-                    stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ux, uy, uz)
+                    n = _push(stack_f, stack_i, n, ELECTRON, slab, T_e, x, y, z, ux, uy, uz)
                 else:
                     _deposit(image, ledger, layer, x, y, T_e, half_x, half_y, pitch)
                 break
@@ -238,13 +258,14 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
             if e_track > T:
                 alive = False
             else:
-                lnT = np.log(T)
+                lnT = math.log(T)
                 range_row = values[m, tb.RANGE_P if positron else tb.RANGE_E]
                 residual = interpolate(range_row, lnT)
                 if e_save > T and residual < _safety(x, y, z, z_front[slab], z_back[slab], half_width):
                     alive = False
                 else:
-                    T, x, y, z, ux, uy, uz, slab, alive, n, stack_f, stack_i = _charged_step(
+                    steps += 1
+                    T, x, y, z, ux, uy, uz, slab, alive, n = _charged_step(
                         state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, m, layer,
                         z_front, z_back, half_width, half_x, half_y, pitch, values, cumulative, element_data,
                         scalars, step_fraction, final_range, straggling, e_track, e_save, soft_fraction, image, ledger,
@@ -260,12 +281,13 @@ def simulate_shower(seed, kind, energy, x0, y0, ux0, uy0, uz0,
             _deposit(image, ledger, layer, x, y, T, half_x, half_y, pitch)
             if positron:
                 vz = isotropic_cos(state)
-                phi = 2.0 * np.pi * rand(state)
-                st = np.sqrt(max(0.0, 1.0 - vz * vz))
-                vx, vy = st * np.cos(phi), st * np.sin(phi)
-                stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, vx, vy, vz)
-                stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, -vx, -vy, -vz)
+                phi = 2.0 * math.pi * rand(state)
+                st = math.sqrt(max(0.0, 1.0 - vz * vz))
+                vx, vy = st * math.cos(phi), st * math.sin(phi)
+                n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, vx, vy, vz)
+                n = _push(stack_f, stack_i, n, GAMMA, slab, ME, x, y, z, -vx, -vy, -vz)
             break
+    return steps
 
 
 @njit(cache=True)
@@ -280,7 +302,7 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     ones grouped at random hinges on segments of at most that share of the slab's thickness, :func:`_move_mixed`);
     0: a Highland-Gaussian deflection per step."""
     sig_discrete = _discrete_cross_section(values, m, positron, lnT)
-    s_discrete = -np.log(rand(state)) / sig_discrete if sig_discrete > 0.0 else _INF
+    s_discrete = -math.log(rand(state)) / sig_discrete if sig_discrete > 0.0 else _INF
     s_continuous = residual if residual <= final_range else max(step_fraction * residual, final_range)
     if s_continuous > residual:
         s_continuous = residual
@@ -297,16 +319,16 @@ def _charged_step(state, positron, T, lnT, residual, x, y, z, ux, uy, uz, slab, 
     if at_boundary:
         if which == 2:
             ledger[LEAK_SIDE] += T_new + (2.0 * ME if positron else 0.0)
-            return T_new, x, y, z, ux, uy, uz, -1, False, n, stack_f, stack_i
+            return T_new, x, y, z, ux, uy, uz, -1, False, n
         slab += which
         if slab < 0 or slab >= z_front.shape[0]:
             ledger[LEAK_FRONT if slab < 0 else LEAK_BACK] += T_new + (2.0 * ME if positron else 0.0)
-            return T_new, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
+            return T_new, x, y, z, ux, uy, uz, slab, False, n
         # numerical safety: sit exactly on the entry plane of the new slab
         z = z_front[slab] if which > 0 else z_back[slab]
-        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n
     if T_new <= e_track or s_discrete > s_continuous:
-        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n, stack_f, stack_i
+        return T_new, x, y, z, ux, uy, uz, slab, T_new > e_track, n
     return _discrete_interaction(state, positron, T_new, x, y, z, ux, uy, uz, slab, m, values, cumulative,
                                  element_data, scalars, stack_f, stack_i, n)
 
@@ -365,8 +387,8 @@ def _move_highland(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, sl
                     and abs(y_new + py) < half_width):
                 x_new, y_new, z_new = x_new + px, y_new + py, z_new + pz
         x, y, z = x_new, y_new, z_new
-        theta = np.sqrt(tx * tx + ty * ty)
-        cos_theta = np.cos(theta) if theta < np.pi else isotropic_cos(state)
+        theta = math.sqrt(tx * tx + ty * ty)
+        cos_theta = math.cos(theta) if theta < math.pi else isotropic_cos(state)
         ux, uy, uz = deflect(state, ux, uy, uz, cos_theta)
     else:
         x, y, z = x + s * ux, y + s * uy, z + s * uz
@@ -377,7 +399,7 @@ def _move_highland(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, sl
 def _elastic_at(values, element_data, m, T):
     """Mixed-scheme elastic quantities at T (MeV): hard cross-section (1/mm), soft inverse transport mean free
     path (1/mm), mu_c, and the screening parameter of the material's first element."""
-    lnT = np.log(T)
+    lnT = math.log(T)
     return (interpolate(values[m, tb.SIG_EL_HARD], lnT), interpolate(values[m, tb.INV_L1_SOFT], lnT),
             interpolate(values[m, tb.MU_CUT], lnT), screening_parameter(element_data[m, 0, 0], T))
 
@@ -420,7 +442,7 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
         segment = s - travelled
         last, hard = True, False
         if sig_hard > 0.0:
-            free = -np.log(rand(state)) / sig_hard
+            free = -math.log(rand(state)) / sig_hard
             if free < segment:
                 segment, last, hard = free, False, True
         # ... except where it stays within the safety distance: then its hinge is inside the slab whatever happens
@@ -442,7 +464,7 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
             if at_boundary:
                 break
             if leg == 0 and inv_l1_soft > 0.0:  # zero where every collision is hard (mu_c = 0)
-                mean_mu = -0.5 * np.expm1(-segment * inv_l1_soft)
+                mean_mu = -0.5 * math.expm1(-segment * inv_l1_soft)
                 ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * sample_soft_mu(state, mean_mu))
         if at_boundary or last:
             break
@@ -451,11 +473,11 @@ def _move_mixed(state, positron, T, lnT, residual, s, x, y, z, ux, uy, uz, slab,
         if travelled >= refresh_at and residual > travelled:
             T_here = energy_at_range(values[m, tb.RANGE_P if positron else tb.RANGE_E], residual - travelled)
             sig_hard, inv_l1_soft, mu_c, A_single = _elastic_at(values, element_data, m, T_here)
-            refresh_at = travelled + _REFRESH * T_here / interpolate(dedx_row, np.log(T_here))
+            refresh_at = travelled + _REFRESH * T_here / interpolate(dedx_row, math.log(T_here))
         if hard:
             A = A_single
             if n_elements > 1:
-                j = _pick_element(cumulative[m, tb.CUM_ELASTIC], n_elements, np.log(T_here), state)
+                j = _pick_element(cumulative[m, tb.CUM_ELASTIC], n_elements, math.log(T_here), state)
                 A = screening_parameter(element_data[m, j, 0], T_here)
             mu = sample_hard_mu(state, A, mu_c)
             ux, uy, uz = deflect(state, ux, uy, uz, 1.0 - 2.0 * mu)
@@ -475,38 +497,38 @@ def _discrete_interaction(state, positron, T, x, y, z, ux, uy, uz, slab, m, valu
                           scalars, stack_f, stack_i, n):
     """The discrete interaction at the end of a step, chosen by the cross-sections at the energy reached."""
     cut_e, cut_g = scalars[m, 1], scalars[m, 2]
-    lnT = np.log(T)
+    lnT = math.log(T)
     sig_ion = interpolate(values[m, tb.SIG_BHABHA if positron else tb.SIG_MOLLER], lnT)
     sig_brems = interpolate(values[m, tb.SIG_BREMS], lnT)
     sig_annih = interpolate(values[m, tb.SIG_ANNIH], lnT) if positron else 0.0
     sig_total = sig_ion + sig_brems + sig_annih
     if sig_total <= 0.0:  # fell below every threshold during the step: no interaction after all
-        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+        return T, x, y, z, ux, uy, uz, slab, True, n
     r = rand(state) * sig_total
     if positron and r >= sig_ion + sig_brems:
         return _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i, n)
     if r < sig_ion:
         if (cut_e if positron else 2.0 * cut_e) >= T:
-            return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+            return T, x, y, z, ux, uy, uz, slab, True, n
         T_delta = sample_delta_fraction(state, T, cut_e, positron) * T
-        p = np.sqrt(T * (T + 2.0 * ME))
-        p_delta = np.sqrt(T_delta * (T_delta + 2.0 * ME))
+        p = math.sqrt(T * (T + 2.0 * ME))
+        p_delta = math.sqrt(T_delta * (T_delta + 2.0 * ME))
         cos_delta = min(1.0, T_delta * (T + 2.0 * ME) / (p_delta * p))
         vx, vy, vz = deflect(state, ux, uy, uz, cos_delta)
-        stack_f, stack_i, n = _push(stack_f, stack_i, n, ELECTRON, slab, T_delta, x, y, z, vx, vy, vz)
+        n = _push(stack_f, stack_i, n, ELECTRON, slab, T_delta, x, y, z, vx, vy, vz)
         ux, uy, uz = normalise(p * ux - p_delta * vx, p * uy - p_delta * vy, p * uz - p_delta * vz)
-        return T - T_delta, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+        return T - T_delta, x, y, z, ux, uy, uz, slab, True, n
     # bremsstrahlung
     if cut_g >= T:
-        return T, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+        return T, x, y, z, ux, uy, uz, slab, True, n
     j = _pick_element(cumulative[m, tb.CUM_BREMS], int(scalars[m, 5]), lnT, state)
     E = T + ME
     k = sample_photon_energy(state, element_data[m, j, 0], element_data[m, j, 2], element_data[m, j, 3]
                              if E > 50.0 else 0.0, E, cut_g, E * scalars[m, 4] / ME)
     k = min(k, T)
-    vx, vy, vz = deflect(state, ux, uy, uz, np.cos(sample_photon_polar(state, E)))
-    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, k, x, y, z, vx, vy, vz)
-    return T - k, x, y, z, ux, uy, uz, slab, True, n, stack_f, stack_i
+    vx, vy, vz = deflect(state, ux, uy, uz, math.cos(sample_photon_polar(state, E)))
+    n = _push(stack_f, stack_i, n, GAMMA, slab, k, x, y, z, vx, vy, vz)
+    return T - k, x, y, z, ux, uy, uz, slab, True, n
 
 
 @njit(cache=True)
@@ -516,29 +538,41 @@ def _annihilate_in_flight(state, T, x, y, z, ux, uy, uz, slab, stack_f, stack_i,
     total = T + 2.0 * ME
     k1 = eps * total
     vx, vy, vz = deflect(state, ux, uy, uz, cos_theta)
-    p = np.sqrt(T * (T + 2.0 * ME))
+    p = math.sqrt(T * (T + 2.0 * ME))
     wx, wy, wz = normalise(p * ux - k1 * vx, p * uy - k1 * vy, p * uz - k1 * vz)
-    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, k1, x, y, z, vx, vy, vz)
-    stack_f, stack_i, n = _push(stack_f, stack_i, n, GAMMA, slab, total - k1, x, y, z, wx, wy, wz)
-    return -1.0, x, y, z, ux, uy, uz, slab, False, n, stack_f, stack_i
+    n = _push(stack_f, stack_i, n, GAMMA, slab, k1, x, y, z, vx, vy, vz)
+    n = _push(stack_f, stack_i, n, GAMMA, slab, total - k1, x, y, z, wx, wy, wz)
+    return -1.0, x, y, z, ux, uy, uz, slab, False, n
 
 
 # nogil: other threads run meanwhile, e.g. the worker's parent watchdog (fastshower.lifetime)
 @njit(cache=True, nogil=True)
 def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_back, slab_mat, slab_layer,
-               half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, settings,
-               images, ledger, stack_size):
-    """Simulate showers one after the other, each from its own seed; images out in GeV, ledger in MeV.
+                   half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars, settings,
+                   images, ledger, steps, stack_size):
+    """Simulate showers one after the other, each from its own seed; images out in GeV, ledger in MeV, the
+    number of steps of each shower in ``steps``. The particle stack starts at ``stack_size`` and is made twice
+    as deep, and the shower run again, whenever a shower overflows it.
 
     Kept in this module so that numba's on-disk cache is invalidated together with the kernel it calls.
     """
     image = np.zeros(images.shape[1:])
+    state = np.empty(4, dtype=np.uint64)
+    stack_f = np.empty((stack_size, 7))
+    stack_i = np.empty((stack_size, 2), dtype=np.int64)
     for i in range(seeds.shape[0]):
-        image[:] = 0.0
-        simulate_shower(seeds[i], kinds[i], energies_MeV[i], x0[i], y0[i], directions[i, 0],
-                                  directions[i, 1], directions[i, 2], z_front, z_back, slab_mat, slab_layer,
-                                  half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars,
-                                  settings, image, ledger[i], stack_size)
+        while True:
+            image[:] = 0.0
+            ledger[i, :] = 0.0
+            taken = simulate_shower(seeds[i], kinds[i], energies_MeV[i], x0[i], y0[i], directions[i, 0],
+                                    directions[i, 1], directions[i, 2], z_front, z_back, slab_mat, slab_layer,
+                                    half_width, half_x, half_y, pitch, values, cumulative, element_data, scalars,
+                                    settings, image, ledger[i], state, stack_f, stack_i)
+            if taken != STACK_OVERFLOW:
+                break
+            stack_f = np.empty((2 * stack_f.shape[0], 7))
+            stack_i = np.empty((2 * stack_i.shape[0], 2), dtype=np.int64)
+        steps[i] = taken
         images[i] = (image / 1000.0).astype(np.float32)
 
 
@@ -555,14 +589,15 @@ def transmit_primaries(seeds, energy, thickness, half_width, layer, values, cumu
     soft_fraction = settings[6]
     z_front, z_back = np.zeros(1), np.full(1, thickness)
     image, ledger = np.zeros((1, 1, 1)), np.zeros(N_LEDGER)
-    stack_f, stack_i = np.empty((64, 7)), np.empty((64, 2), dtype=np.int64)
+    # secondaries are dropped: a stack that takes none
+    stack_f, stack_i = np.empty((0, 7)), np.empty((0, 2), dtype=np.int64)
     for i in range(seeds.shape[0]):
         state = rng_init(seeds[i])
         T, x, y, z, ux, uy, uz, slab, alive = energy, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0, True
         while alive and slab == 0 and e_track < T:
-            lnT = np.log(T)
+            lnT = math.log(T)
             residual = interpolate(values[0, tb.RANGE_E], lnT)
-            T, x, y, z, ux, uy, uz, slab, alive, _, stack_f, stack_i = _charged_step(
+            T, x, y, z, ux, uy, uz, slab, alive, _ = _charged_step(
                 state, False, T, lnT, residual, x, y, z, ux, uy, uz, slab, 0, layer, z_front, z_back, half_width,
                 0.5, 0.5, 1.0, values, cumulative, element_data, scalars, step_fraction, final_range, straggling,
                 e_track, e_save, soft_fraction, image, ledger, stack_f, stack_i, 0)

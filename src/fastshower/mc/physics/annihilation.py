@@ -7,6 +7,8 @@ Energies in MeV, lengths in mm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -31,12 +33,12 @@ def sample_in_flight(state: np.ndarray, T: float) -> tuple[float, float]:
     """(energy fraction eps of the first photon of the total T + 2 m_e, cos theta to the positron)."""
     tau = T / ME
     tau2 = tau + 2.0
-    half_width = 0.5 * np.sqrt(tau / tau2)
+    half_width = 0.5 * math.sqrt(tau / tau2)
     eps_min, eps_max = 0.5 - half_width, 0.5 + half_width
-    log_ratio = np.log(eps_max / eps_min)
+    log_ratio = math.log(eps_max / eps_min)
     while True:
-        eps = eps_min * np.exp(log_ratio * rand(state))
+        eps = eps_min * math.exp(log_ratio * rand(state))
         if 1.0 - eps + (2.0 * (tau + 1.0) * eps - 1.0) / (eps * tau2 * tau2) >= rand(state):
             break
-    cos_theta = (eps * tau2 - 1.0) / (eps * np.sqrt(tau * tau2))
+    cos_theta = (eps * tau2 - 1.0) / (eps * math.sqrt(tau * tau2))
     return eps, min(1.0, max(-1.0, cos_theta))

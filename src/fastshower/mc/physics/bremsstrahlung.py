@@ -9,6 +9,8 @@ Energies in MeV, lengths in mm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -38,14 +40,14 @@ def scaled_dcs(Z: float, lnZ: float, fc: float, E_total: float, k: float, k_plas
     if k <= 0.0 or E_out <= ME:
         return 0.0
     y = k / E_total
-    cbrt = np.exp(lnZ / 3.0)
+    cbrt = math.exp(lnZ / 3.0)
     gam = 100.0 * ME * k / (E_total * E_out * cbrt)
     eps = gam / cbrt
-    phi1 = 20.863 - 2.0 * np.log(1.0 + (0.55846 * gam) ** 2) - 4.0 * (
-        1.0 - 0.6 * np.exp(-0.9 * gam) - 0.4 * np.exp(-1.5 * gam))
+    phi1 = 20.863 - 2.0 * math.log(1.0 + (0.55846 * gam) ** 2) - 4.0 * (
+        1.0 - 0.6 * math.exp(-0.9 * gam) - 0.4 * math.exp(-1.5 * gam))
     phi12 = (2.0 / 3.0) / (1.0 + 6.5 * gam + 6.0 * gam * gam)
-    psi1 = 28.340 - 2.0 * np.log(1.0 + (3.621 * eps) ** 2) - 4.0 * (
-        1.0 - 0.7 * np.exp(-8.0 * eps) - 0.3 * np.exp(-29.2 * eps))
+    psi1 = 28.340 - 2.0 * math.log(1.0 + (3.621 * eps) ** 2) - 4.0 * (
+        1.0 - 0.7 * math.exp(-8.0 * eps) - 0.3 * math.exp(-29.2 * eps))
     psi12 = (2.0 / 3.0) / (1.0 + 40.0 * eps + 400.0 * eps * eps)
     main = Z * Z * (phi1 - 4.0 / 3.0 * lnZ - 4.0 * fc) + Z * (psi1 - 8.0 / 3.0 * lnZ)
     value = (4.0 / 3.0 - 4.0 / 3.0 * y + y * y) * main + (2.0 / 3.0) * (1.0 - y) * (Z * Z * phi12 + Z * psi12)
@@ -66,10 +68,10 @@ def sample_photon_energy(state: np.ndarray, Z: float, lnZ: float, fc: float, E_t
                          k_cut: float, k_plasma: float) -> float:
     """Photon energy (MeV) above ``k_cut``: k from the 1/k envelope, accepted with the screened DCS."""
     k_max = E_total - ME
-    log_ratio = np.log(k_max / k_cut)
+    log_ratio = math.log(k_max / k_cut)
     bound = scaled_dcs_bound(Z, lnZ, fc)
     for _ in range(1000):
-        k = k_cut * np.exp(rand(state) * log_ratio)
+        k = k_cut * math.exp(rand(state) * log_ratio)
         if rand(state) * bound <= scaled_dcs(Z, lnZ, fc, E_total, k, k_plasma):
             return k
     return k_cut
@@ -79,9 +81,9 @@ def sample_photon_energy(state: np.ndarray, Z: float, lnZ: float, fc: float, E_t
 def sample_photon_polar(state: np.ndarray, E_total: float) -> float:
     """Photon polar angle (rad) w.r.t. the electron: the modified Tsai distribution, scale m_e/E."""
     a = 0.625 if rand(state) > 0.25 else 1.875
-    u = -np.log(rand(state) * rand(state)) / a
+    u = -math.log(rand(state) * rand(state)) / a
     theta = u * ME / E_total
-    return theta if theta < np.pi else np.pi
+    return theta if theta < math.pi else math.pi
 
 
 def plasma_energy_MeV(material: Material) -> float:

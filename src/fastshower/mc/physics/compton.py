@@ -7,6 +7,8 @@ method of Butcher & Messel, Nucl. Phys. 20 (1960) 15 (as in EGS4 and Geant4). En
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -38,15 +40,15 @@ def sample_scattered_fraction(state: np.ndarray, k: float) -> tuple[float, float
     kappa = k / ME
     eps0 = 1.0 / (1.0 + 2.0 * kappa)
     eps0_sq = eps0 * eps0
-    alpha1 = -np.log(eps0)
+    alpha1 = -math.log(eps0)
     alpha2 = alpha1 + 0.5 * (1.0 - eps0_sq)
     while True:
         if alpha1 > alpha2 * rand(state):
-            eps = np.exp(-alpha1 * rand(state))
+            eps = math.exp(-alpha1 * rand(state))
             eps_sq = eps * eps
         else:
             eps_sq = eps0_sq + (1.0 - eps0_sq) * rand(state)
-            eps = np.sqrt(eps_sq)
+            eps = math.sqrt(eps_sq)
         one_minus_cos = (1.0 - eps) / (eps * kappa)
         sin_sq = one_minus_cos * (2.0 - one_minus_cos)
         if 1.0 - eps * sin_sq / (1.0 + eps_sq) >= rand(state):

@@ -26,6 +26,8 @@ Units: MeV, mm, mm^2 per atom.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -52,7 +54,7 @@ def rutherford_factor_mm2(Z, T):
     """K = pi Z (Z + 1) r_e^2 (m c^2)^2 / (beta^2 (p c)^2) (mm^2) of d sigma / d mu = K / (mu + A)^2."""
     pc2 = T * (T + 2.0 * ME)
     beta2_pc2 = pc2 * pc2 / ((T + ME) * (T + ME))
-    return np.pi * Z * (Z + 1.0) * RE * RE * ME * ME / beta2_pc2
+    return math.pi * Z * (Z + 1.0) * RE * RE * ME * ME / beta2_pc2
 
 
 def cross_section_above_mm2(K: np.ndarray, A: np.ndarray, mu_c: np.ndarray) -> np.ndarray:
@@ -76,7 +78,7 @@ def sample_hard_mu(state: np.ndarray, A: float, mu_c: float) -> float:
 @njit(cache=True)
 def sample_soft_mu(state: np.ndarray, mean_mu: float) -> float:
     """mu of the grouped soft collisions of a step: exponential (a Gaussian in angle) with mean ``mean_mu``."""
-    return min(1.0, -mean_mu * np.log(rand(state)))
+    return min(1.0, -mean_mu * math.log(rand(state)))
 
 
 def hard_cutoff(densities_mm3: np.ndarray, K: np.ndarray, A: np.ndarray, inv_lambda_h: np.ndarray) -> np.ndarray:

@@ -19,6 +19,8 @@ Energies in MeV, lengths in mm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -119,13 +121,13 @@ def straggled_loss(state: np.ndarray, mean_loss: float, kinetic: float, excitati
         return mean_loss
     gamma = 1.0 + kinetic / ME
     beta2 = 1.0 - 1.0 / (gamma * gamma)
-    bethe = np.log(2.0 * ME * beta2 * gamma * gamma) - beta2  # ln(2 m beta^2 gamma^2) - beta^2, energies in MeV
+    bethe = math.log(2.0 * ME * beta2 * gamma * gamma) - beta2  # ln(2 m beta^2 gamma^2) - beta^2, energies in MeV
     loss = 0.0
     ionisation_mean = mean_loss
-    if bethe > np.log(excitation):
-        scale = mean_loss * (1.0 - _IONISATION_SHARE) / (bethe - np.log(excitation))
-        n1 = max(scale * f1 * (bethe - np.log(e1)) / e1, 0.0)
-        n2 = max(scale * (1.0 - f1) * (bethe - np.log(e2)) / e2, 0.0)
+    if bethe > math.log(excitation):
+        scale = mean_loss * (1.0 - _IONISATION_SHARE) / (bethe - math.log(excitation))
+        n1 = max(scale * f1 * (bethe - math.log(e1)) / e1, 0.0)
+        n2 = max(scale * (1.0 - f1) * (bethe - math.log(e2)) / e2, 0.0)
         ionisation_mean = mean_loss - n1 * e1 - n2 * e2  # exact mean, also where a level is closed
         k1, k2 = rand_poisson(state, n1), rand_poisson(state, n2)
         loss = k1 * e1 + k2 * e2
@@ -145,7 +147,7 @@ def _ionisation_loss(state: np.ndarray, mean_loss: float, excitation: float, cut
     if mean_loss <= 0.0:
         return 0.0
     inv_lo, inv_hi = 1.0 / excitation, 1.0 / cut
-    log_ratio = np.log(cut / excitation)
+    log_ratio = math.log(cut / excitation)
     mean_per_collision = log_ratio / (inv_lo - inv_hi)
     n_collisions = mean_loss / mean_per_collision
     # split energy e_s: on average _HARD_COLLISIONS collisions above it are sampled individually
@@ -153,11 +155,11 @@ def _ionisation_loss(state: np.ndarray, mean_loss: float, excitation: float, cut
     inv_split = inv_hi + hard_share * (inv_lo - inv_hi)
     split = 1.0 / inv_split
     rate = n_collisions / (inv_lo - inv_hi)  # collisions per unit of 1/E
-    soft_mean = rate * np.log(split / excitation)
+    soft_mean = rate * math.log(split / excitation)
     soft_var = rate * (split - excitation)
     loss = 0.0
     if soft_mean > 0.0:
-        loss = soft_mean + np.sqrt(soft_var) * rand_normal(state)
+        loss = soft_mean + math.sqrt(soft_var) * rand_normal(state)
         if loss < 0.0:
             loss = 0.0
     for _ in range(rand_poisson(state, rate * (inv_split - inv_hi))):

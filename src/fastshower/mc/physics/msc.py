@@ -8,6 +8,8 @@ is clamped at zero for very short steps (it would otherwise reduce the width bel
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -18,13 +20,13 @@ from fastshower.mc.rng import rand, rand_normal
 @njit(cache=True)
 def highland_theta0(T: float, step_mm: float, X0_mm: float) -> float:
     """Projected r.m.s. scattering angle (rad) of an electron of kinetic energy T (MeV) over ``step_mm``."""
-    pc = np.sqrt(T * (T + 2.0 * ME))
+    pc = math.sqrt(T * (T + 2.0 * ME))
     beta2 = pc * pc / ((T + ME) * (T + ME))
     x = step_mm / X0_mm
-    correction = 1.0 + 0.038 * np.log(x / beta2)
+    correction = 1.0 + 0.038 * math.log(x / beta2)
     if correction < 0.0:
         correction = 0.0
-    return 13.6 / (pc * np.sqrt(beta2)) * np.sqrt(x) * correction
+    return 13.6 / (pc * math.sqrt(beta2)) * math.sqrt(x) * correction
 
 
 @njit(cache=True)

@@ -10,6 +10,8 @@ Energies in MeV, lengths in mm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -28,7 +30,7 @@ _UNIFORM_BELOW_MeV = 2.0  # near threshold the energy sharing is taken flat, as 
 def _screening(delta: float) -> tuple[float, float]:
     if delta <= 1.0:
         return 20.867 - 3.242 * delta + 0.625 * delta * delta, 20.209 - 1.930 * delta - 0.086 * delta * delta
-    phi = 21.12 - 4.184 * np.log(delta + 0.952)
+    phi = 21.12 - 4.184 * math.log(delta + 0.952)
     return phi, phi
 
 
