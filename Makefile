@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,dask,onnx]"
+	# cuda: numba-cuda's simulator runs the GPU kernel in the tests, and its compiler builds it for a GPU
+	$(BIN)/python -m pip install -q -e ".[dev,dask,onnx,cuda]"
 	touch $(STAMP)
 
 demo: venv

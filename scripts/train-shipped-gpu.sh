@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Make the shipped model 3dgan-clic-electrons on one GPU machine inside a fixed wall-clock budget:
-#   1. more Monte Carlo on every CPU core, in pieces of PIECE showers (seeds 3, 4, ...) until MC_SECONDS,
+#   1. more Monte Carlo on the GPU and every other CPU core together (--device $MC_DEVICE, default cuda), in
+#      pieces of PIECE showers (seeds 3, 4, ...) until MC_SECONDS,
 #   2. merge them with the training file given as $1 (seed 1, made beforehand),
 #   3. train configs/3dgan-clic-gpu.yaml until TRAIN_MINUTES (stopping at an epoch end),
 #   4. copy the generator bundle, the log and the resolved config to OUT_DIR.
-# Usage: scripts/train-shipped-gpu.sh TRAIN_FILE OUT_DIR      (env: MC_SECONDS, TRAIN_MINUTES, PIECE, DEVICE,
+# Usage: scripts/train-shipped-gpu.sh TRAIN_FILE OUT_DIR      (env: MC_SECONDS, TRAIN_MINUTES, PIECE, DEVICE, MC_DEVICE,
 #        CONFIG, default configs/3dgan-clic-gpu.yaml; FASTSHOWER, the command that runs fastshower,
 #        default "python3 -m fastshower")
 set -u
 train_file=$1 out_dir=$2
-mc_seconds=${MC_SECONDS:-200} train_minutes=${TRAIN_MINUTES:-5} piece=${PIECE:-1000} device=${DEVICE:-cuda}
+mc_seconds=${MC_SECONDS:-200} train_minutes=${TRAIN_MINUTES:-5} device=${DEVICE:-cuda} mc_device=${MC_DEVICE:-cuda}
+# a GPU wants tens of thousands of showers in flight (docs/gpu-mc.md); the CPU alone, pieces of a few minutes
+if [ "$mc_device" = cuda ]; then piece=${PIECE:-32768}; else piece=${PIECE:-1000}; fi
 fastshower=${FASTSHOWER:-python3 -m fastshower} config=${CONFIG:-configs/3dgan-clic-gpu.yaml}
 work=$(mktemp -d) start=$(date +%s)
 mkdir -p "$out_dir"
 elapsed() { echo $(( $(date +%s) - start )); }
 
-echo "== MC on $(nproc) cores for ${mc_seconds} s"
+echo "== MC on $mc_device and $(nproc) cores for ${mc_seconds} s"
 pieces=() seed=3 last=0
-# a piece takes ~PIECE x 0.33 s / cores (10-510 GeV), plus the numba compilation on the first one; another
-# piece starts only if one as long as the last still fits
+# on the CPU a piece takes ~PIECE x 0.33 s / cores (10-510 GeV), plus the numba compilation on the first one (on
+# the GPU, the kernel's compilation: ~1 min); another piece starts only if one as long as the last still fits.
+# Small chunks for the CPU workers: the GPU takes launches of 16384, and the last CPU chunk ends the piece
 while [ $(( $(elapsed) + last )) -lt "$mc_seconds" ]; do
   left=$(( mc_seconds - $(elapsed) )) t0=$(date +%s)
   if timeout "$left" $fastshower simulate --geometry clic --particle e- --energy 10:510 --theta 0 --n "$piece" \
-      --seed "$seed" --workers "$(nproc)" --out "$work/piece-$seed.h5" -q; then
+      --seed "$seed" --workers "$(nproc)" --device "$mc_device" --showers-per-launch 16384 --chunk-size 16 \
+      --out "$work/piece-$seed.h5" -q; then
     pieces+=("$work/piece-$seed.h5")
   fi
   seed=$((seed + 1)) last=$(( $(date +%s) - t0 ))

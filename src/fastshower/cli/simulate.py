@@ -25,6 +25,7 @@ logger = logging.getLogger("fastshower.cli")
 
 def add_simulate(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower simulate``."""
+    from fastshower.mc.gpu import DEFAULT_SHOWERS_PER_LAUNCH
     from fastshower.mc.production import DEFAULT_CHUNK_SIZE
 
     p.add_argument("--geometry", default="clic", help="preset name (clic, clic-wide) or a YAML/TOML detector "
@@ -50,7 +51,8 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    help="where the Monte Carlo runs: the CPU, or an NVIDIA GPU (needs fastshower[cuda]) "
                         "(default: %(default)s)")
     p.add_argument("--showers-per-launch", type=int, default=0, metavar="N",
-                   help="--device cuda: showers per GPU launch (default: 0, the built-in 16384)")
+                   help=f"--device cuda: showers per GPU launch (default: 0, the built-in "
+                        f"{DEFAULT_SHOWERS_PER_LAUNCH})")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a dask.distributed scheduler at ADDRESS, or 'local' for a LocalCluster of "
                    "--workers processes (needs fastshower[dask])")

@@ -24,11 +24,13 @@ from fastshower.errors import ConfigError
 from fastshower.mc import transport
 from fastshower.mc.gpu_kernel_constants import STACK_CAPACITY  # noqa: F401  (re-exported)
 
-#: Threads per block: small blocks let the scheduler replace finished warps of a long launch sooner.
-THREADS_PER_BLOCK = 64
-#: Default number of showers per launch: enough threads to fill an H100/H200 several times over, while the
-#: per-thread float64 scoring images (125 kB each for 25^3 cells) stay within a few GB.
-DEFAULT_SHOWERS_PER_LAUNCH = 16384
+#: Threads per block: one warp. The kernel needs 176 registers a thread (ptxas -v for sm_90, no spills), so an SM
+#: holds 11 warps; one-warp blocks fill all 11 and let a finished warp be replaced alone (docs/gpu-mc.md).
+THREADS_PER_BLOCK = 32
+#: Default number of showers per launch: an H100/H200 holds ~46,000 threads of this kernel (132 SMs x 11 warps x
+#: 32), and a launch should keep it full while its slowest warps finish; 65,536 showers use 8 GB of float64 scoring
+#: images and 4 GB of float32 results on the device.
+DEFAULT_SHOWERS_PER_LAUNCH = 65536
 
 _KERNEL: Any = None
 _KERNEL_LOCK = threading.Lock()
@@ -131,3 +133,47 @@ class GpuTransport:
             self._scoring, images, ledger, steps)
         cuda.synchronize()
         return images.copy_to_host(), ledger.copy_to_host(), steps.copy_to_host()
+
+
+def kernel_signature(constants: dict[str, Any], cell_shape: tuple[int, int, int]) -> tuple[Any, ...]:
+    """numba types of the kernel's arguments for these constants (as :meth:`GpuTransport._launch` passes them)."""
+    from numba import typeof
+
+    def array(dtype: Any, ndim: int) -> Any:
+        return typeof(np.zeros((1,) * ndim, dtype=dtype))
+
+    per_shower = (array(np.int64, 1), array(np.uint64, 1), array(np.int64, 1), array(np.float64, 1),
+                  array(np.float64, 1), array(np.float64, 1), array(np.float64, 2))
+    fixed = tuple(typeof(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else typeof(float(v))
+                  for v in (constants[k] for k in ("z_front", "z_back", "slab_mat", "slab_layer", "half_width",
+                                                   "half_x", "half_y", "pitch", "values", "cumulative",
+                                                   "element_data", "scalars", "settings")))
+    outputs = (array(np.float64, 1 + len(cell_shape)), array(np.float32, 1 + len(cell_shape)),
+               array(np.float64, 2), array(np.int64, 1))
+    return per_shower + fixed + outputs
+
+
+def compile_ptx(constants: dict[str, Any], cell_shape: tuple[int, int, int],
+                compute_capability: tuple[int, int] = (9, 0)) -> str:
+    """PTX of the shower kernel for a GPU of ``compute_capability`` (default: Hopper, H100/H200), compiled here
+    without a GPU (needs numba-cuda and the CUDA toolkit's NVVM: ``fastshower[cuda]``). The proof, on a machine
+    without a GPU, that the whole transport compiles for one; ``ptxas -v`` on it gives registers and stack.
+
+    numba-cuda asks the current device for its compute capability when it compiles the device functions a
+    kernel calls; for the time of the compilation it is answered with ``compute_capability`` instead.
+    """
+    from types import SimpleNamespace
+
+    import numba.cuda.dispatcher as dispatcher
+    from numba import cuda
+
+    from fastshower.mc import gpu_kernel
+
+    asked = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=tuple(compute_capability))
+    try:
+        ptx, _ = cuda.compile_ptx(gpu_kernel.shower_kernel.py_func, kernel_signature(constants, cell_shape),
+                                  cc=tuple(compute_capability))
+    finally:
+        dispatcher.get_current_device = asked
+    return ptx

@@ -91,12 +91,14 @@ class Simulator:
         if self.device == "cuda":
             from fastshower.mc import gpu  # numba-cuda only when a GPU is asked for
 
-            self._gpu = gpu.GpuTransport(self._constants(), calorimeter.cell_shape,
+            self._gpu = gpu.GpuTransport(self.kernel_constants(), calorimeter.cell_shape,
                                          showers_per_launch or gpu.DEFAULT_SHOWERS_PER_LAUNCH)
         #: steps (photon flights and charged steps) of the showers of the last :meth:`run`
         self.last_steps = np.zeros(0, dtype=np.int64)
 
-    def _constants(self) -> dict[str, object]:
+    def kernel_constants(self) -> dict[str, object]:
+        """Geometry (mm), tables and settings vector, by name: what the transport kernels take besides the
+        showers."""
         calo, slabs, tab = self.calorimeter, self.calorimeter.slabs, self.tables
         return {"z_front": slabs.z_front_mm, "z_back": slabs.z_back_mm, "slab_mat": slabs.material_index,
                 "slab_layer": slabs.sensor_layer, "half_width": calo.transverse_half_width_mm,
@@ -141,7 +143,7 @@ class Simulator:
 
     def _run_cpu(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
                  y0: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, c = int(seeds.shape[0]), self._constants()
+        n, c = int(seeds.shape[0]), self.kernel_constants()
         images = np.zeros((n, *self.calorimeter.cell_shape), dtype=np.float32)
         ledger = np.zeros((n, transport.N_LEDGER))
         steps = np.zeros(n, dtype=np.int64)
