@@ -1,14 +1,14 @@
 """The Monte Carlo on an NVIDIA GPU (numba-cuda): one thread per shower, each running the CPU's own transport.
 
-The kernel below is a thin launcher: every thread seeds its generator from its shower's seed and calls
-:func:`fastshower.mc.transport.simulate_shower`, the very function the CPU runs. numba-cuda compiles that njit
-function (and everything it calls: cross-section look-ups, samplers, the step) for the GPU, so there is one
-source of physics. Each thread has its particle stack in local memory (:data:`STACK_CAPACITY` entries) and its
-own float64 scoring image in global memory, so no two threads ever write the same cell (no atomics needed).
-Showers run in a launch sorted by energy, so that the threads of a warp have similar amounts of work.
+The kernel (:mod:`fastshower.mc.gpu_kernel`) is a thin launcher: every thread seeds its generator from its shower's
+seed and calls :func:`fastshower.mc.transport.simulate_shower`, the very function the CPU runs. numba-cuda compiles
+that njit function (and everything it calls: cross-section look-ups, samplers, the step) for the GPU, so there is
+one source of physics. Each thread has its particle stack in local memory (:data:`STACK_CAPACITY` entries) and its
+own float64 scoring image in global memory, so no two threads ever write the same cell (no atomics needed). Showers
+run in a launch sorted by energy, so that the threads of a warp have similar amounts of work.
 
-Design, and the numbers behind it: ``docs/gpu-mc.md``. Nothing here is imported unless a GPU is asked for:
-numba-cuda is an optional extra (``pip install 'fastshower[cuda]'``).
+Design, and the numbers behind it: ``docs/gpu-mc.md``. numba-cuda, an optional extra (``pip install
+'fastshower[cuda]'``), is imported only when a GPU is asked for.
 """
 
 from __future__ import annotations
@@ -116,6 +116,16 @@ class GpuTransport:
 
     def _launch(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
                 y0: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return self._launch_on_device(seeds, kinds, energies_MeV, x0, y0, directions)
+        except Exception as exc:
+            if "OUT_OF_MEMORY" in str(exc).upper():  # the scoring images of a launch did not fit
+                raise ConfigError(f"GPU out of memory for {int(seeds.shape[0])} showers per launch "
+                                  "(float64 scoring image per shower): lower --showers-per-launch") from None
+            raise
+
+    def _launch_on_device(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
+                          y0: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cuda, c, n = self.cuda, self.constants, int(seeds.shape[0])
         order = launch_order(energies_MeV, kinds)
         if self._scoring is None or self._scoring.shape[0] < n:
