@@ -5,7 +5,7 @@
 #   2. merge them with the training file given as $1 (seed 1, made beforehand),
 #   3. train configs/3dgan-clic-gpu.yaml until TRAIN_MINUTES (stopping at an epoch end),
 #   4. copy the generator bundle, the log and the resolved config to OUT_DIR.
-# Usage: scripts/train-shipped-gpu.sh TRAIN_FILE OUT_DIR      (env: MC_SECONDS, TRAIN_MINUTES, PIECE, DEVICE, MC_DEVICE,
+# Usage: scripts/train-shipped-gpu.sh TRAIN_FILE OUT_DIR      (env: MC_SECONDS, TRAIN_MINUTES, PIECE, SPECTRUM, DEVICE, MC_DEVICE,
 #        CONFIG, default configs/3dgan-clic-gpu.yaml; FASTSHOWER, the command that runs fastshower,
 #        default "python3 -m fastshower")
 set -u
@@ -13,6 +13,8 @@ train_file=$1 out_dir=$2
 mc_seconds=${MC_SECONDS:-200} train_minutes=${TRAIN_MINUTES:-5} device=${DEVICE:-cuda} mc_device=${MC_DEVICE:-cuda}
 # a GPU wants tens of thousands of showers in flight (docs/gpu-mc.md); the CPU alone, pieces of a few minutes
 if [ "$mc_device" = cuda ]; then piece=${PIECE:-32768}; else piece=${PIECE:-1000}; fi
+# log-uniform: 10-22 GeV is 20 % of the showers, not the 2 % of a uniform 10-510 GeV (issue 12)
+spectrum=${SPECTRUM:-10:510:log}
 fastshower=${FASTSHOWER:-python3 -m fastshower} config=${CONFIG:-configs/3dgan-clic-gpu.yaml}
 work=$(mktemp -d) start=$(date +%s)
 mkdir -p "$out_dir"
@@ -25,7 +27,7 @@ pieces=() seed=3 last=0
 # Small chunks for the CPU workers: the GPU takes launches of 16384, and the last CPU chunk ends the piece
 while [ $(( $(elapsed) + last )) -lt "$mc_seconds" ]; do
   left=$(( mc_seconds - $(elapsed) )) t0=$(date +%s)
-  if timeout "$left" $fastshower simulate --geometry clic --particle e- --energy 10:510 --theta 0 --n "$piece" \
+  if timeout "$left" $fastshower simulate --geometry clic --particle e- --energy "$spectrum" --theta 0 --n "$piece" \
       --seed "$seed" --workers "$(nproc)" --device "$mc_device" --showers-per-launch 16384 --chunk-size 16 \
       --out "$work/piece-$seed.h5" -q; then
     pieces+=("$work/piece-$seed.h5")

@@ -150,7 +150,7 @@ def test_resume_with_other_arguments_is_refused(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize(("extra", "expect"), [
     (["--geometry", "nowhere"], "geometry 'nowhere'"),
-    (["--energy", "10:abc"], "--energy '10:abc': expected a number, A:B or A,B,C"),
+    (["--energy", "10:abc"], "--energy '10:abc': expected a number, A:B, A:B:log or A,B,C"),
     (["--energy", "-5"], "energy: must be"),
     (["--theta", "95"], "theta: must be in [0, 90) degrees"),
     (["--particle", "mu-"], "particle 'mu-': unsupported"),

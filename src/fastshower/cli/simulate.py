@@ -32,8 +32,9 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    "file (default: %(default)s)")
     p.add_argument("--particle", required=True, help="e-, e+, gamma, pi0 or a PDG code")
     p.add_argument("--energy", required=True, metavar="GEV",
-                   help="kinetic energy in GeV: fixed '100', uniform range '10:510' or list in equal shares "
-                   "'10,50,100'")
+                   help="kinetic energy in GeV: fixed '100', uniform range '10:510', log-uniform range "
+                   "'10:510:log' (as many showers per factor of energy at the low edge as at the high one) or list "
+                   "in equal shares '10,50,100'")
     p.add_argument("--theta", default="0", metavar="DEG",
                    help="incidence angle from the normal in degrees, same forms as --energy (default: 0)")
     p.add_argument("--phi", default="0", metavar="DEG", help="azimuth in degrees (default: 0)")

@@ -52,16 +52,18 @@ def _fmt(value: float) -> str:
 @dataclass(frozen=True)
 class ValueSpec:
     """How a per-shower quantity is chosen: ``fixed`` (one value), ``uniform`` in ``[values[0], values[1]]``,
-    or ``list``: shower ``i`` gets ``values[i % len(values)]`` (equal shares, deterministic)."""
+    ``log-uniform`` there (flat in the logarithm: as many showers per factor of energy at the low edge as at the
+    high one), or ``list``: shower ``i`` gets ``values[i % len(values)]`` (equal shares, deterministic)."""
 
     kind: str
     values: tuple[float, ...]
 
     @property
     def spec(self) -> str:
-        """Normalised text of the specification (``"10"``, ``"10:510"``, ``"10,50,100"``)."""
-        sep = ":" if self.kind == "uniform" else ","
-        return sep.join(_fmt(v) for v in self.values)
+        """Normalised text of the specification (``"10"``, ``"10:510"``, ``"10:510:log"``, ``"10,50,100"``)."""
+        sep = ":" if self.kind in ("uniform", "log-uniform") else ","
+        text = sep.join(_fmt(v) for v in self.values)
+        return text + ":log" if self.kind == "log-uniform" else text
 
     def __str__(self) -> str:
         return self.spec
@@ -83,16 +85,23 @@ class ValueSpec:
         if self.kind == "uniform":
             low, high = self.values
             return low + (high - low) * np.asarray(uniforms, dtype=np.float64)[:n]
+        if self.kind == "log-uniform":
+            low, high = self.values
+            return low * (high / low) ** np.asarray(uniforms, dtype=np.float64)[:n]
         return np.asarray(self.values, dtype=np.float64)[np.arange(n) % len(self.values)]
 
 
 def parse_values(spec: str, name: str) -> ValueSpec:
-    """Parse ``"100"`` (fixed), ``"10:510"`` (uniform in [10, 510]) or ``"10,50,100"`` (equal shares).
+    """Parse ``"100"`` (fixed), ``"10:510"`` (uniform in [10, 510]), ``"10:510:log"`` (log-uniform) or
+    ``"10,50,100"`` (equal shares).
 
     ``name`` is the option that gave the text (``"--energy"``); it starts every error message.
     """
     text = str(spec).strip()
-    expected = f"{name} '{spec}': expected a number, A:B or A,B,C"
+    expected = f"{name} '{spec}': expected a number, A:B, A:B:log or A,B,C"
+    logarithmic = text.lower().endswith(":log")
+    if logarithmic:
+        text = text[:-4]
     if ":" in text and "," in text:
         raise ConfigError(expected)
     kind, sep = ("uniform", ":") if ":" in text else (("list", ",") if "," in text else ("fixed", None))
@@ -107,6 +116,12 @@ def parse_values(spec: str, name: str) -> ValueSpec:
         raise ConfigError(f"{name} '{spec}': values must be finite numbers")
     if kind == "uniform" and not values[0] < values[1]:
         raise ConfigError(f"{name} '{spec}': the minimum of a range A:B must be below its maximum")
+    if logarithmic:
+        if kind != "uniform":
+            raise ConfigError(expected)
+        if values[0] <= 0:
+            raise ConfigError(f"{name} '{spec}': a log-uniform range A:B:log needs A > 0")
+        kind = "log-uniform"
     if kind == "list" and len(values) == 1:
         kind = "fixed"
     return ValueSpec(kind, values)
