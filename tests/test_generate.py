@@ -102,3 +102,16 @@ def test_model_files_never_unpickle_arbitrary_objects(tmp_path, capsys):
 
 def test_sampler_type(bundle_path):
     assert isinstance(fastshower.load(str(bundle_path)), ShowerSampler)
+
+
+def test_generated_showers_read_out_like_the_detector(bundle_path):
+    # the readout threshold of the detector the model learned is applied to its showers, as the MC applies it
+    bundle = load_bundle(bundle_path)
+    plain = ShowerSampler(bundle).sample(energy=50.0, n=4, seed=3)
+    positive = plain[plain > 0]
+    threshold_GeV = float(np.quantile(positive, 0.5))  # a threshold that removes half of the lit cells
+    bundle.geometry["grid"] = {"nx": 12, "ny": 12, "pitch_mm": 5.1, "threshold_MeV": threshold_GeV * 1000.0}
+    read_out = ShowerSampler(bundle).sample(energy=50.0, n=4, seed=3)
+    kept = plain >= threshold_GeV
+    np.testing.assert_array_equal(read_out[kept], plain[kept])
+    assert np.all(read_out[~kept] == 0) and 0 < kept.sum() < (plain > 0).sum()

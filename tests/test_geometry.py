@@ -88,3 +88,37 @@ def test_unknown_preset_and_missing_file():
         load_geometry("clik")
     with pytest.raises(ConfigError, match="cannot read"):
         load_geometry("/nonexistent/detector.yaml")
+
+
+def test_readout_threshold_round_trip_and_zero_suppression(tmp_path):
+    spec = load_geometry("clic").to_dict()
+    assert "threshold_MeV" not in spec["grid"]  # absent when 0: older descriptions read back the same
+    spec["grid"]["threshold_MeV"] = 0.08
+    calo = Calorimeter.from_dict(spec)
+    assert calo.grid.threshold_MeV == 0.08
+    assert Calorimeter.from_dict(calo.to_dict()) == calo
+    images = np.array([0.0, 0.5e-4, 0.79e-4, 0.8e-4, 2e-3], dtype=np.float32)  # GeV
+    expected = np.array([0.0, 0.0, 0.0, 0.8e-4, 2e-3], dtype=np.float32)
+    np.testing.assert_array_equal(calo.zero_suppress(images.copy()), expected)
+    spec["grid"]["threshold_MeV"] = -1.0
+    with pytest.raises(ConfigError, match="threshold_MeV -1.0 must be a finite number >= 0"):
+        Calorimeter.from_dict(spec)
+
+
+def test_monte_carlo_images_are_zero_suppressed_and_the_ledger_is_not():
+    from fastshower.mc.rng import shower_seeds
+    from fastshower.mc.simulator import Primaries, Simulator
+
+    plain_calo = load_geometry("clic")
+    spec = plain_calo.to_dict()
+    spec["grid"]["threshold_MeV"] = 0.1  # about 0.7 MIP in 0.5 mm of silicon
+    z = np.zeros(3)
+    primaries = Primaries(np.full(3, 11), np.full(3, 2.0), z, z, z, z)
+    seeds = shower_seeds(2, 0, 3)
+    plain = Simulator(plain_calo).run(primaries, seeds)
+    read_out = Simulator(Calorimeter.from_dict(spec)).run(primaries, seeds)
+    kept = plain.images >= 1e-4
+    np.testing.assert_array_equal(read_out.images[kept], plain.images[kept])
+    assert np.all(read_out.images[~kept] == 0) and (~kept & (plain.images > 0)).sum() >= 10
+    for key in plain.ledger:
+        np.testing.assert_array_equal(read_out.ledger[key], plain.ledger[key])

@@ -58,6 +58,8 @@ class ShowerSampler:
         self.device = torch.device(device)
         self.generator = bundle.generator.to(self.device).eval()
         self._fast: dict[str, InferenceGenerator] = {}
+        #: the readout's zero suppression of the detector the model learned (GeV), applied as the Monte Carlo does
+        self.threshold_GeV = float((bundle.geometry.get("grid") or {}).get("threshold_MeV", 0.0)) / 1000.0
 
     def inference_generator(self, precision: str = "fp32") -> InferenceGenerator:
         """The fast eval-only generator used for ``precision`` (weights in that precision; call without
@@ -135,6 +137,8 @@ class ShowerSampler:
         out = self.inference_generator(precision)(noise.to(self.device), energy, **kwargs)
         cells = out.float().clamp_min(0.0)[:, 0]  # a new tensor: the inverse transform can work in place
         cells.div_(self.bundle.transform_scale).pow_(1.0 / self.bundle.transform_power)
+        if self.threshold_GeV > 0:  # the sea of tiny positive cells a ReLU leaves is below any readout threshold
+            cells[cells < self.threshold_GeV] = 0.0
         return cells.cpu().numpy()
 
 

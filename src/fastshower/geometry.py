@@ -43,11 +43,17 @@ class Layer:
 
 @dataclass(frozen=True)
 class Grid:
-    """Transverse readout segmentation of every sensor: ``nx x ny`` cells of ``pitch_mm``, centred on the axis."""
+    """Transverse readout segmentation of every sensor: ``nx x ny`` cells of ``pitch_mm``, centred on the axis.
+
+    ``threshold_MeV``: the readout's zero suppression. A cell whose deposit in the sensor is below it reads 0, in
+    the Monte Carlo's images and in a model's showers alike (the energy ledger keeps the true deposits). 0: every
+    deposit is read out.
+    """
 
     nx: int
     ny: int
     pitch_mm: float
+    threshold_MeV: float = 0.0
 
     @property
     def half_width_x_mm(self) -> float:
@@ -90,6 +96,9 @@ class Calorimeter:
             raise ConfigError(f"geometry '{self.name}': no layers")
         if self.grid.nx < 1 or self.grid.ny < 1 or not self.grid.pitch_mm > 0:
             raise ConfigError(f"geometry '{self.name}': grid needs nx, ny >= 1 and pitch_mm > 0")
+        if not (np.isfinite(self.grid.threshold_MeV) and self.grid.threshold_MeV >= 0):
+            raise ConfigError(f"geometry '{self.name}': grid threshold_MeV {self.grid.threshold_MeV!r} must be a "
+                              "finite number >= 0")
         for i, layer in enumerate(self.layers):
             for thickness in (layer.absorber_mm, layer.sensor_mm, layer.gap_mm):
                 if not (np.isfinite(thickness) and thickness >= 0):
@@ -162,6 +171,14 @@ class Calorimeter:
         """Total depth of the stack (mm)."""
         return float(self.slabs.z_back_mm[-1])
 
+    def zero_suppress(self, images_GeV: Any) -> Any:
+        """``images_GeV`` (numpy array or torch tensor, GeV per cell) with the cells below the readout threshold set
+        to 0, in place; returned."""
+        threshold_GeV = self.grid.threshold_MeV / 1000.0
+        if threshold_GeV > 0:
+            images_GeV[images_GeV < threshold_GeV] = 0
+        return images_GeV
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-serialisable description that :meth:`from_dict` reads back."""
         out: dict[str, Any] = {
@@ -169,6 +186,8 @@ class Calorimeter:
             "grid": {"nx": self.grid.nx, "ny": self.grid.ny, "pitch_mm": self.grid.pitch_mm},
             "layers": [_layer_to_dict(layer) for layer in self.layers],
         }
+        if self.grid.threshold_MeV > 0:  # absent when 0: descriptions written before the field read the same
+            out["grid"]["threshold_MeV"] = self.grid.threshold_MeV
         if self.half_width_mm is not None:
             out["half_width_mm"] = self.half_width_mm
         if self.custom_materials:
@@ -188,7 +207,8 @@ class Calorimeter:
         if not isinstance(spec, dict):
             raise ConfigError(f"{source}: a detector description must be a mapping")
         try:
-            grid = Grid(int(spec["grid"]["nx"]), int(spec["grid"]["ny"]), float(spec["grid"]["pitch_mm"]))
+            grid = Grid(int(spec["grid"]["nx"]), int(spec["grid"]["ny"]), float(spec["grid"]["pitch_mm"]),
+                        float(spec["grid"].get("threshold_MeV", 0.0)))
             layers: list[Layer] = []
             for block in spec["layers"]:
                 block = dict(block)

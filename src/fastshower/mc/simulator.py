@@ -139,6 +139,7 @@ class Simulator:
         else:
             images, ledger, steps = self._run_cpu(seeds, kinds, energies_MeV, x0, y0, directions)
         self.last_steps = steps
+        self.calorimeter.zero_suppress(images)  # the readout; the ledger keeps every deposit
         return ShowerBatch(images, {key: ledger[:, i] / 1000.0 for i, key in enumerate(LEDGER_KEYS)})
 
     def _run_cpu(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
