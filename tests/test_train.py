@@ -92,6 +92,36 @@ def test_physics_check_is_zero_for_identical_sets() -> None:
     assert compare(s, other)["terms"]["sampling_fraction"] > 0.5
 
 
+def _showers_for(energy: np.ndarray, seed: int) -> np.ndarray:
+    """8^3 toy showers for these energies: depth growing with ln E, 5 % shower-to-shower fluctuations per cell."""
+    rng = np.random.default_rng(seed)
+    z = np.arange(8)[None, None, :]
+    xy = (np.arange(8) - 3.5)
+    core = np.exp(-(xy[:, None, None] ** 2 + xy[None, :, None] ** 2) / 2.0)
+    out = []
+    for e in energy:
+        image = core * np.exp(-((z - 1.0 - np.log(e)) ** 2) / 8.0)
+        out.append(image / image.sum() * 0.02 * e * rng.gamma(400.0, 1 / 400.0, size=(8, 8, 8)))
+    return np.asarray(out)
+
+
+def test_physics_check_measures_each_bin_against_its_floor_and_keeps_the_worst() -> None:
+    energy = np.random.default_rng(0).uniform(10.0, 100.0, 400)
+    real = summarise(_showers_for(energy, 1), energy)
+    # an independent sample of the same showers sits at the statistical floor: about 1 in units of it
+    same = compare(real, summarise(_showers_for(energy, 2), energy))
+    assert same["bins"] == 4 and 0.2 < same["score"] < 3.0, same
+    # 5 % too much energy in the lowest bin only: that bin decides the score, the others stay at the floor
+    wrong = _showers_for(energy, 2)
+    low = energy < np.quantile(energy, 0.25)
+    wrong[low] *= 1.05
+    check = compare(real, summarise(wrong, energy))
+    assert check["score"] == check["bin_scores"][0] > 3 * max(check["bin_scores"][1:])
+    assert check["score"] > 5 * same["score"]
+    # averaging the bins would have hidden it behind the three good ones
+    assert check["score"] > 2 * float(np.mean(check["bin_scores"]))
+
+
 # --- the loop, checkpoints and exact resume --------------------------------------------------------------
 
 
