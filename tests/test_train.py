@@ -15,7 +15,15 @@ from fastshower.data import ShowerData, write_showers
 from fastshower.errors import ConfigError, DataFormatError
 from fastshower.train import CHECKPOINT_KEYS, TrainConfig, load_checkpoint, load_config, train
 from fastshower.train.checkpoint import save_checkpoint
-from fastshower.train.losses import LossWeights, SamplingFractionFit, flip_labels, gan_loss, mape
+from fastshower.train.losses import (
+    LossWeights,
+    SamplingFractionFit,
+    cell_spectrum_loss,
+    cells_above,
+    flip_labels,
+    gan_loss,
+    mape,
+)
 from fastshower.train.physics_check import compare, summarise
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +217,34 @@ def test_bf16_autocast_step_on_cpu(tiny_file, tmp_path) -> None:
     assert all(math.isfinite(v) for k, v in record.items() if k.startswith(("d_", "g")))
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
         train(tiny_config(tiny_file, precision="fp16"), tmp_path / "fp16")
+
+
+def test_cell_spectrum_counts_cells_above_thresholds_with_a_gradient() -> None:
+    cells = torch.tensor([[0.0, 0.5, 5.0, 50.0], [0.0, 0.0, 0.2, 20.0]], requires_grad=True)  # MeV, 2 showers
+    thresholds = torch.tensor([0.1, 1.0, 10.0])
+    counts = cells_above(cells, thresholds)
+    # soft edges: a cell half a threshold away counts sigmoid(-5) = 0.007
+    np.testing.assert_allclose(counts.detach().numpy(), [(3 + 2) / 2, (2 + 1) / 2, (1 + 1) / 2], atol=0.01)
+    assert float(cell_spectrum_loss(cells.detach(), cells.detach(), thresholds)) == 0.0
+    # a sea of tiny cells below every threshold adds nothing; cells moved above one do
+    sea = cells.detach() + 0.001
+    assert float(cell_spectrum_loss(sea, cells.detach(), thresholds)) < 0.1
+    louder = cells.detach() * torch.tensor([1.0, 1.0, 3.0, 1.0])
+    assert float(cell_spectrum_loss(louder, cells.detach(), thresholds)) > 10.0
+    # the soft count gives the generator a gradient: a cell just below a threshold is pushed towards it
+    loss = cell_spectrum_loss(cells, torch.tensor([[0.0, 1.5, 5.0, 50.0], [0.0, 0.0, 0.2, 20.0]]), thresholds)
+    loss.backward()
+    assert cells.grad is not None and float(cells.grad[0, 1]) < 0
+
+
+def test_training_with_the_cell_spectrum_term(tiny_file, tmp_path) -> None:
+    import json
+
+    cfg = tiny_config(tiny_file, max_steps=2, physics_check_every=0)
+    cfg.loss.cells = 0.1
+    assert train(cfg, tmp_path / "cells").step == 2
+    record = json.loads((tmp_path / "cells/log.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(record["g_cells"]) and record["g_cells"] > 0
 
 
 def test_cli_train(tiny_file, tmp_path, capsys) -> None:

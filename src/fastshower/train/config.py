@@ -66,6 +66,9 @@ class LossConfig:
     ecal: float = 0.1
     theta: float = 25.0
     ecal_fit_degree: int = 2
+    #: weight of the cell-spectrum term in the generator's loss (0: off, the original recipe); see
+    #: fastshower.train.losses.cell_spectrum_loss
+    cells: float = 0.0
 
 
 @dataclass

@@ -4,6 +4,12 @@ Original 3DGAN (Khattak et al., EPJC 82 (2022) 386): the discriminator has three
 [binary cross-entropy (real/fake), MAPE of the primary-energy regression, MAPE of the deposited energy
 ("ecal sum")] weighted [3, 0.1, 0.1]; the angle variant adds the MAE of the regressed angle with weight 25.
 MAPE is in percent, as Keras' ``mean_absolute_percentage_error`` (the weights were tuned for that scale).
+
+The cell-level term (off by default, ``loss.cells``): the 3DGAN's later versions add a term on the cells'
+energy spectrum, counted in bins, because the shower sums above say nothing about how the energy is shared
+between cells (a generator can meet them with a sea of tiny cells). Here: the mean number of cells per shower above
+each of a few thresholds (a differentiable, sigmoid-softened hit count), generated against real for the same
+conditions, as a MAPE.
 """
 
 from __future__ import annotations
@@ -54,6 +60,26 @@ class LossWeights:
     energy: float = 0.1
     ecal: float = 0.1
     theta: float = 25.0
+    cells: float = 0.0
+
+
+#: Cell-energy thresholds (MeV) of the cell-spectrum term: from below a MIP in 0.5 mm of silicon (~0.15 MeV) to the
+#: shower core, a decade apart.
+CELL_THRESHOLDS_MeV = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def cells_above(cells: torch.Tensor, thresholds: torch.Tensor, softness: float = 0.1) -> torch.Tensor:
+    """Mean number of cells per shower above each threshold, ``(K,)``: ``cells`` ``(N, ...)`` and ``thresholds``
+    ``(K,)`` in the same units; a cell counts ``sigmoid((x - t) / (softness t))`` (1 well above t, 0 well below),
+    so that the count has a gradient."""
+    x = cells.float().reshape(cells.shape[0], -1, 1)
+    t = thresholds.float().reshape(1, 1, -1)
+    return torch.sigmoid((x - t) / (softness * t)).sum(dim=1).mean(dim=0)
+
+
+def cell_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """MAPE (percent) of the generated showers' cell counts above the thresholds against the real ones'."""
+    return mape(cells_above(fake, thresholds), cells_above(real, thresholds))
 
 
 def gan_loss(

@@ -28,7 +28,14 @@ from fastshower.models import build_model
 from fastshower.train import checkpoint as ck
 from fastshower.train import distributed as dd
 from fastshower.train.config import TrainConfig, fingerprint
-from fastshower.train.losses import LossWeights, SamplingFractionFit, flip_labels, gan_loss
+from fastshower.train.losses import (
+    CELL_THRESHOLDS_MeV,
+    LossWeights,
+    SamplingFractionFit,
+    cell_spectrum_loss,
+    flip_labels,
+    gan_loss,
+)
 from fastshower.train.physics_check import model_conditions, physics_check, validation_set
 
 logger = logging.getLogger(__name__)
@@ -93,7 +100,8 @@ class Trainer:
         self.best_epoch = -1
         if ckpt is not None:
             self._restore(ckpt)
-        self.weights = LossWeights(config.loss.adversarial, config.loss.energy, config.loss.ecal, config.loss.theta)
+        self.weights = LossWeights(config.loss.adversarial, config.loss.energy, config.loss.ecal, config.loss.theta,
+                                   config.loss.cells)
         self.dump_dir = os.environ.get(DEBUG_DUMP_ENV)
         self.seen: list[int] = []
         self.log_file = self.tb = None
@@ -121,6 +129,8 @@ class Trainer:
         if not d.path:
             raise ConfigError("data.path is not set (pass --data FILE)")
         self.transform = ShowerTransform(d.power, d.scale)
+        # the cell-spectrum term's thresholds in the space the networks see (the transform is monotonic)
+        self.cell_thresholds = self.transform(torch.tensor(CELL_THRESHOLDS_MeV) / 1000.0).to(self.device)
         self.dataset = ShowerDataset.from_file(d.path, self.transform, d.max_in_memory_gb, d.max_showers)
         self.train_idx, self.val_idx = split_indices(len(self.dataset), d.validation_fraction, self.cfg.run.seed)
         bs = self.cfg.optim.batch_size
@@ -277,9 +287,14 @@ class Trainer:
                 c = {k: v[pick] for k, v in cond.items()}
                 with self._autocast():
                     # the plain discriminator: no DDP reduction for parameters that take no gradient here
-                    out = self.disc(self.gen_t(self._noise(n), *model_conditions(c, slice(None), self.n_particles,
-                                                                                 self.device)))
+                    generated = self.gen_t(self._noise(n), *model_conditions(c, slice(None), self.n_particles,
+                                                                             self.device))
+                    out = self.disc(generated)
                 loss, parts = gan_loss(out, self._targets(ones, c, self.ecal_fit(c["energy_GeV"])), self.weights)
+                if self.weights.cells > 0:  # against the real showers of the same conditions
+                    cells = cell_spectrum_loss(generated, real[pick], self.cell_thresholds)
+                    loss = loss + self.weights.cells * cells
+                    parts["cells"] = float(cells.detach())
                 self._update("generator", loss)
                 logs[f"g{i}"] = float(loss.detach())
                 if i == 1:
