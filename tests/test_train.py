@@ -268,5 +268,6 @@ def test_bundle_energy_range_comes_from_the_production_request() -> None:
 
     energies = np.array([10.06, 250.0, 509.97])
     assert _energy_range({"request": {"energy_GeV": "10:510"}}, energies) == (10.0, 510.0)
+    assert _energy_range({"request": {"energy_GeV": "10:510:log"}}, energies) == (10.0, 510.0)
     assert _energy_range({"request": {"energy_GeV": "10,50"}}, energies) == (10.06, 509.97)
     assert _energy_range({}, energies) == (10.06, 509.97)

@@ -481,10 +481,12 @@ class Trainer:
 
 
 def _energy_range(attrs: dict[str, Any], energies: Any) -> tuple[float, float]:
-    """The energy range the training data was drawn from: the production request's ``A:B`` (e.g. 10:510 GeV)
-    when the file records one, else the smallest and largest training energy."""
+    """The energy range the training data was drawn from: the production request's ``A:B`` or ``A:B:log`` (e.g.
+    10:510 GeV) when the file records one, else the smallest and largest training energy."""
     request = attrs.get("request")
-    low, sep, high = str(request.get("energy_GeV", "") if isinstance(request, dict) else "").partition(":")
+    spec = str(request.get("energy_GeV", "") if isinstance(request, dict) else "")
+    spec = spec[:-4] if spec.endswith(":log") else spec
+    low, sep, high = spec.partition(":")
     try:
         return (float(low), float(high)) if sep else (float(energies.min()), float(energies.max()))
     except ValueError:
