@@ -15,8 +15,10 @@ CASES = {
     "3dgan-25": ("3dgan", (25, 25, 25), {}),
     "angle-25": ("3dgan-angle", (25, 25, 25), {}),
     "angle-particles-12x20x9": ("3dgan-angle", (12, 20, 9), {"n_particles": 3}),
+    "3dgan-25-margin": ("3dgan", (25, 25, 25), {"depth_margin": 1}),
 }
-BATCH = {"3dgan-25": 2, "angle-25": 1, "angle-particles-12x20x9": 3}  # batch 1 takes its own oneDNN route
+# batch 1 takes its own oneDNN route
+BATCH = {"3dgan-25": 2, "angle-25": 1, "angle-particles-12x20x9": 3, "3dgan-25-margin": 2}
 
 
 def _generator(name: str, shape: tuple[int, int, int], options: dict, seed: int = 0) -> torch.nn.Module:
@@ -79,7 +81,7 @@ def references():
 
 @pytest.mark.parametrize(("case", "stem"), [("3dgan-25", "fused"), ("3dgan-25", "unfused"), ("angle-25", "fused"),
                                              ("angle-particles-12x20x9", "fused"),
-                                             ("angle-particles-12x20x9", "unfused")])
+                                             ("angle-particles-12x20x9", "unfused"), ("3dgan-25-margin", "fused")])
 def test_fp32_equals_the_generator(references, fast, case, stem):
     generator, args, kwargs, reference, exact = references[case]
     state = {k: v.clone() for k, v in generator.state_dict().items()}

@@ -190,3 +190,33 @@ def test_bf16_autocast_generator_matches_fp32():
             fast = generator(noise, energy).float()
     assert np.corrcoef(reference.ravel().numpy(), fast.ravel().numpy())[0, 1] > 0.995
     assert abs(fast.sum() / reference.sum() - 1) < 0.02
+
+
+def test_depth_margin_cuts_the_layers_that_see_the_last_zero_padding() -> None:
+    # the last padding (3 zero layers at each end of z after the x3 upsampling) reaches output layers 0-2 and 22-24
+    # of the original 25; with depth_margin=1 the centre crop cuts every layer that sees it
+    import torch
+
+    from fastshower.models import build_model
+
+    def outputs(margin: int, pad_value: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        gen = build_model("3dgan", (25, 25, 25), depth_margin=margin).generator.eval()
+        index = [i for i, m in enumerate(gen.trunk) if isinstance(m, torch.nn.ConstantPad3d)][-1]
+        padding = gen.trunk[index].padding  # torch order: z first, then y, then x
+        assert padding[:2] == (3, 3)
+
+        class ZWall(torch.nn.Module):  # the same padding, with ``pad_value`` in the z layers only
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                x = torch.nn.functional.pad(x, (0, 0, *padding[2:]))
+                return torch.nn.functional.pad(x, (*padding[:2], 0, 0, 0, 0), value=pad_value)
+
+        gen.trunk[index] = ZWall()
+        with torch.no_grad():
+            return gen(torch.randn(2, 200, generator=torch.Generator().manual_seed(1)), torch.full((2,), 100.0))
+
+    for margin, walled in ((0, [0, 1, 2, 22, 23, 24]), (1, [])):
+        changed = (outputs(margin, 0.0) != outputs(margin, 0.5)).flatten(0, 3).any(dim=0).nonzero().flatten()
+        assert changed.tolist() == walled, (margin, changed.tolist())
+    with pytest.raises(ConfigError, match="depth_margin must be an integer in"):
+        build_model("3dgan", (25, 25, 25), depth_margin=-1)

@@ -24,6 +24,13 @@ smallest ``s`` whose natural output is at least the target (``sx = ceil((X+3)/4)
 (the odd cell, if any, comes off the end). For 25x25x25 the start is (7, 7, 8), the natural
 output is exactly 25^3 and no crop happens: the original is reproduced verbatim.
 
+**Depth margin** (option ``depth_margin``, default 0: the original). The last upsampling (x3 in z) is followed by
+3 zero layers of padding at each end, and the last two convolutions (8 and 2 deep) make the last three output
+layers (22-24 of 25, and 0-2 at the front) see them: the shower's tail meets a hard wall of zeros that no other
+layer sees. ``depth_margin = m`` starts ``m`` cells deeper, so the natural output is ``6m`` layers longer, and the
+centre crop cuts the layers that see that padding away (``m = 1``: 31 layers, 3 cut at each end, at ~24 % more
+computation in the trunk).
+
 Discriminator (original)::
 
     Conv3D 32 (5,5,5) 'same' -> LeakyReLU -> Dropout
@@ -82,10 +89,11 @@ def _check_shape(model: str, cell_shape: tuple[int, ...]) -> tuple[int, int, int
     return (int(cell_shape[0]), int(cell_shape[1]), int(cell_shape[2]))
 
 
-def generator_geometry(cell_shape: tuple[int, int, int]) -> dict[str, tuple[int, int, int]]:
-    """Start size, natural output size and crop offsets of the generator for ``cell_shape``."""
+def generator_geometry(cell_shape: tuple[int, int, int], depth_margin: int = 0) -> dict[str, tuple[int, int, int]]:
+    """Start size, natural output size and crop offsets of the generator for ``cell_shape`` (``depth_margin``: extra
+    start cells along z, see the module docstring)."""
     X, Y, Z = cell_shape
-    start = (math.ceil((X + 3) / 4), math.ceil((Y + 3) / 4), math.ceil((Z + 23) / 6))
+    start = (math.ceil((X + 3) / 4), math.ceil((Y + 3) / 4), math.ceil((Z + 23) / 6) + int(depth_margin))
     natural = (4 * start[0] - 3, 4 * start[1] - 3, 6 * start[2] - 23)
     offset = tuple((n - t) // 2 for n, t in zip(natural, cell_shape, strict=True))
     return {"start": start, "natural": natural, "offset": offset}  # type: ignore[dict-item]
@@ -104,11 +112,12 @@ def _as_column(value: Any, n: int, like: torch.Tensor, what: str) -> torch.Tenso
 class _GeneratorBase(nn.Module):
     """Dense stem + the 3DGAN convolutional trunk; subclasses build the Dense input."""
 
-    def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int, dense_in: int, leaky_slope: float):
+    def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int, dense_in: int, leaky_slope: float,
+                 depth_margin: int = 0):
         super().__init__()
         self.cell_shape = tuple(cell_shape)
         self.latent_dim = latent_dim
-        geo = generator_geometry(self.cell_shape)
+        geo = generator_geometry(self.cell_shape, depth_margin)
         self.start_shape: tuple[int, int, int] = geo["start"]
         self.natural_shape: tuple[int, int, int] = geo["natural"]
         self._offset = geo["offset"]
@@ -189,8 +198,9 @@ class _GeneratorBase(nn.Module):
 class EnergyGenerator(_GeneratorBase):
     """Original 3DGAN generator: ``noise * E/100`` -> shower ``(B, 1, X, Y, Z)`` in GeV."""
 
-    def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3):
-        super().__init__(cell_shape, latent_dim, latent_dim, leaky_slope)
+    def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3,
+                 depth_margin: int = 0):
+        super().__init__(cell_shape, latent_dim, latent_dim, leaky_slope, depth_margin)
 
     def dense_input(
         self,
@@ -216,10 +226,11 @@ class AngleGenerator(_GeneratorBase):
         latent_dim: int = 200,
         leaky_slope: float = 0.3,
         n_particles: int = 1,
+        depth_margin: int = 0,
     ):
         self.n_particles = n_particles
         extra = 2 + (n_particles if n_particles > 1 else 0)
-        super().__init__(cell_shape, latent_dim, latent_dim + extra, leaky_slope)
+        super().__init__(cell_shape, latent_dim, latent_dim + extra, leaky_slope, depth_margin)
 
     def dense_input(
         self,
@@ -301,14 +312,20 @@ class Discriminator3D(nn.Module):
         return out
 
 
-def _common_options(model: str, latent_dim: Any, leaky_slope: Any, dropout: Any) -> dict[str, Any]:
+def _common_options(model: str, latent_dim: Any, leaky_slope: Any, dropout: Any, depth_margin: Any = 0
+                    ) -> dict[str, Any]:
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
         raise ConfigError(f"model '{model}': latent_dim must be a positive integer, got {latent_dim!r}")
     if not isinstance(leaky_slope, int | float) or not 0.0 <= leaky_slope < 1.0:
         raise ConfigError(f"model '{model}': leaky_slope must be in [0, 1), got {leaky_slope!r}")
     if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model '{model}': dropout must be in [0, 1), got {dropout!r}")
-    return {"latent_dim": int(latent_dim), "leaky_slope": float(leaky_slope), "dropout": float(dropout)}
+    if isinstance(depth_margin, bool) or not isinstance(depth_margin, int) or not 0 <= depth_margin <= 4:
+        raise ConfigError(f"model '{model}': depth_margin must be an integer in [0, 4], got {depth_margin!r}")
+    out = {"latent_dim": int(latent_dim), "leaky_slope": float(leaky_slope), "dropout": float(dropout)}
+    if depth_margin:  # absent when 0: the configuration of the original (and of bundles made before the option)
+        out["depth_margin"] = int(depth_margin)
+    return out
 
 
 def _reject_unknown(model: str, options: dict[str, Any], known: list[str]) -> None:
@@ -323,12 +340,13 @@ def build_3dgan(
     latent_dim: int = 200,
     leaky_slope: float = 0.3,
     dropout: float = 0.2,
+    depth_margin: int = 0,
     **unknown: Any,
 ) -> GanPair:
-    _reject_unknown("3dgan", unknown, ["latent_dim", "leaky_slope", "dropout"])
+    _reject_unknown("3dgan", unknown, ["latent_dim", "leaky_slope", "dropout", "depth_margin"])
     shape = _check_shape("3dgan", cell_shape)
-    cfg = _common_options("3dgan", latent_dim, leaky_slope, dropout)
-    gen = EnergyGenerator(shape, cfg["latent_dim"], cfg["leaky_slope"])
+    cfg = _common_options("3dgan", latent_dim, leaky_slope, dropout, depth_margin)
+    gen = EnergyGenerator(shape, cfg["latent_dim"], cfg["leaky_slope"], cfg.get("depth_margin", 0))
     disc = Discriminator3D(shape, cfg["leaky_slope"], cfg["dropout"])
     return GanPair(gen, disc, cfg["latent_dim"], cfg, cell_shape=shape)
 
@@ -340,14 +358,15 @@ def build_3dgan_angle(
     leaky_slope: float = 0.3,
     dropout: float = 0.2,
     n_particles: int = 1,
+    depth_margin: int = 0,
     **unknown: Any,
 ) -> GanPair:
-    _reject_unknown("3dgan-angle", unknown, ["latent_dim", "leaky_slope", "dropout", "n_particles"])
+    _reject_unknown("3dgan-angle", unknown, ["latent_dim", "leaky_slope", "dropout", "n_particles", "depth_margin"])
     shape = _check_shape("3dgan-angle", cell_shape)
-    cfg = _common_options("3dgan-angle", latent_dim, leaky_slope, dropout)
+    cfg = _common_options("3dgan-angle", latent_dim, leaky_slope, dropout, depth_margin)
     if isinstance(n_particles, bool) or not isinstance(n_particles, int) or n_particles < 1:
         raise ConfigError(f"model '3dgan-angle': n_particles must be a positive integer, got {n_particles!r}")
     cfg["n_particles"] = n_particles
-    gen = AngleGenerator(shape, cfg["latent_dim"], cfg["leaky_slope"], n_particles)
+    gen = AngleGenerator(shape, cfg["latent_dim"], cfg["leaky_slope"], n_particles, cfg.get("depth_margin", 0))
     disc = Discriminator3D(shape, cfg["leaky_slope"], cfg["dropout"], angle_head=True)
     return GanPair(gen, disc, cfg["latent_dim"], cfg, cell_shape=shape)
