@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -459,3 +460,50 @@ def test_iter_showers_in_order(tmp_path: Path) -> None:
     cc_batches = list(iter_showers(cc, 2, binning=(N_LAYERS, N_ALPHA, N_RADIAL)))
     energies = np.concatenate([b.energy_GeV for b in cc_batches])
     np.testing.assert_allclose(energies, [1, 2, 3, 4, 5])
+
+
+def _write_calochallenge_showers(path: Path, n: int, seed: int) -> None:
+    """CaloChallenge layout (MeV, voxel = (layer * n_alpha + alpha) * n_radial + r) of toy showers in 8 x 8 x 8:
+    depth growing with ln E, falling with r, 5 % fluctuations."""
+    rng = np.random.default_rng(seed)
+    energy_MeV = rng.uniform(1e4, 1e5, n)
+    layer = np.arange(8)[:, None, None]
+    r = np.arange(8)[None, None, :]
+    showers = []
+    for e in energy_MeV:
+        shape = np.exp(-((layer - 1.0 - np.log(e / 1e3) / 2) ** 2) / 4.0) * np.exp(-r) * np.ones((8, 8, 8))
+        showers.append((shape / shape.sum() * 0.02 * e * rng.gamma(400.0, 1 / 400.0, (8, 8, 8))).reshape(-1))
+    with h5py.File(path, "w") as f:
+        f["showers"] = np.asarray(showers)
+        f["incident_energies"] = energy_MeV[:, None]
+
+
+def test_calochallenge_files_on_every_command_with_binning(tmp_path: Path) -> None:
+    # the route of issue 13: inspect, train and validate a CaloChallenge file, all with the same --binning
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    train_file, reference = tmp_path / "train.hdf5", tmp_path / "reference.hdf5"
+    _write_calochallenge_showers(train_file, 48, 1)
+    _write_calochallenge_showers(reference, 24, 2)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fastshower", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=600)
+
+    refused = cli("validate", "--reference", str(reference), "--candidate", str(train_file), "--out", "r0")
+    assert refused.returncode != 0 and "pass --binning" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    run = cli("train", "--config", str(repo / "configs/3dgan-tiny.yaml"), "--data", str(train_file), "--binning",
+              "8,8,8", "--out", "run", "--epochs", "1", "-q")
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = cli("validate", "--reference", str(reference), "--model", "run/generator.pt", "--binning", "8,8,8",
+                 "--out", "report", "--energy-bins", "10,100", "--no-classifier")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "checks pass" in report.stdout
+    metrics = json.loads((tmp_path / "report/metrics.json").read_text())
+    assert metrics["summary"]
+    bad = cli("train", "--config", str(repo / "configs/3dgan-tiny.yaml"), "--data", str(train_file), "--binning",
+              "8,8,4", "--out", "run2")
+    assert bad.returncode != 0 and "512 voxels per shower but the binning has" in bad.stderr

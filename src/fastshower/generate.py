@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -143,12 +144,13 @@ class ShowerSampler:
 
 
 def generate_like(reference: str | Path, model: str | Path, out: str | Path, seed: int = 1,
-                  precision: str = "bf16") -> Path:
+                  precision: str = "bf16", binning: Any = None) -> Path:
     """Generate one shower per shower of the ``reference`` file, at its energies (and angles for angle models),
-    into ``out`` (atomic write); used by ``fastshower validate --model``."""
+    into ``out`` (atomic write); used by ``fastshower validate --model``. ``binning``: that of a CaloChallenge
+    reference."""
     from fastshower.data import ShowerData, read_showers, write_showers
 
-    ref = read_showers(reference)
+    ref = read_showers(reference, binning=binning)
     sampler = load(model)
     theta = np.zeros_like(ref.theta_rad) if sampler.energy_only else ref.theta_rad
     showers = sampler.sample(ref.energy_GeV, theta, seed=seed, precision=precision)

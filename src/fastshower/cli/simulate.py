@@ -247,16 +247,9 @@ def add_inspect(p: argparse.ArgumentParser) -> None:
 
 
 def _binning(text: str | None) -> Any:
-    if text is None:
-        return None
-    if "," in text:
-        try:
-            return tuple(int(v) for v in text.split(","))
-        except ValueError:
-            raise ConfigError(
-                f"--binning '{text}': expected an XML file or N_LAYERS,N_ALPHA,N_RADIAL"
-            ) from None
-    return text
+    from fastshower.data.readers import binning_from_text
+
+    return binning_from_text(text)
 
 
 def _energy_range(path: Path, info: dict[str, Any], binning: Any) -> tuple[float, float] | None:

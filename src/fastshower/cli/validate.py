@@ -29,6 +29,8 @@ def add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
     p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
+    p.add_argument("--binning", help="binning of CaloChallenge inputs: the challenge's XML or "
+                   "N_LAYERS,N_ALPHA,N_RADIAL (other formats ignore it)")
 
 
 def _edges(text: str, option: str, unit: str) -> list[float]:
@@ -44,6 +46,7 @@ def _edges(text: str, option: str, unit: str) -> list[float]:
 def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower validate``; returns the exit code."""
     from fastshower.data import inspect_showers
+    from fastshower.data.readers import binning_from_text
     from fastshower.validate.report import load_tolerances, run_validation
 
     # every option and input is checked before the work (generation, observables) starts
@@ -55,20 +58,25 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"{args.out}: exists and is not a directory")
     tolerances = load_tolerances(args.tolerances)
+    binning = binning_from_text(args.binning)
     for path in (args.reference, args.candidate, args.reference2):
         if path is not None:
-            inspect_showers(path)
+            info = inspect_showers(path, binning)
+            if info["cell_shape"] is None:
+                raise ConfigError(f"{path}: CaloChallenge file needs its binning; pass --binning with the "
+                                  "challenge's binning XML (or N_LAYERS,N_ALPHA,N_RADIAL)")
     candidate = args.candidate
     if args.model is not None:
         from fastshower.generate import generate_like, load
 
         load(args.model)  # a missing model or a bad bundle fails here, not after reading the reference
         args.out.mkdir(parents=True, exist_ok=True)
-        candidate = generate_like(args.reference, args.model, args.out / "candidate.h5", seed=args.seed)
+        candidate = generate_like(args.reference, args.model, args.out / "candidate.h5", seed=args.seed,
+                                  binning=binning)
     metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
                              energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
                              tolerances=tolerances, classifier=not args.no_classifier,
-                             seed=args.seed, theta_edges_deg=theta_edges)
+                             seed=args.seed, theta_edges_deg=theta_edges, binning=binning)
     failed = [r for r in metrics["summary"] if r["pass"] is False]
     for note in metrics.get("notes", []):
         print(f"note: {note}")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from fastshower.data.readers import inspect_showers, iter_showers, read_showers
+from fastshower.data.readers import BinningSpec, inspect_showers, iter_showers, read_showers
 from fastshower.data.schema import ShowerData
 from fastshower.errors import ConfigError, DataFormatError
 
@@ -98,6 +98,7 @@ class ShowerDataset(Dataset):
     def __init__(self, data: ShowerData, transform: ShowerTransform) -> None:
         self.transform = transform
         self.path: Path | None = None
+        self.binning: BinningSpec | None = None
         self.cell_shape = data.cell_shape
         self._images: np.ndarray | None = transform(data.ecal)
         self._set_conditions(data.energy_GeV, data.theta_rad, data.pdg)
@@ -110,30 +111,35 @@ class ShowerDataset(Dataset):
         transform: ShowerTransform,
         max_in_memory_gb: float = 8.0,
         max_showers: int | None = None,
+        binning: BinningSpec | None = None,
     ) -> ShowerDataset:
         """Dataset over the first ``max_showers`` (all if None) showers of ``path``.
 
         Held in memory when the images take at most ``max_in_memory_gb`` GiB (float32), read lazily otherwise.
+        ``binning``: the binning of a CaloChallenge file (see :func:`fastshower.data.read_showers`).
         """
-        info = inspect_showers(path)
+        info = inspect_showers(path, binning)
         if info["cell_shape"] is None:
-            raise DataFormatError(f"{path}: cell shape unknown (CaloChallenge files need a binning)")
+            raise DataFormatError(f"{path}: CaloChallenge file needs its binning; pass --binning with the "
+                                  "challenge's binning XML (or N_LAYERS,N_ALPHA,N_RADIAL)")
         n = info["n"] if max_showers is None else min(info["n"], int(max_showers))
         if n < 1:
             raise DataFormatError(f"{path}: holds no showers")
         size_gb = n * math.prod(info["cell_shape"]) * 4 / 2**30
         if size_gb <= max_in_memory_gb:
-            return cls(read_showers(path, 0, n), transform)
+            return cls(read_showers(path, 0, n, binning), transform)
         logger.info("%s: %.1f GiB of images > %.1f GiB, reading showers lazily", path, size_gb, max_in_memory_gb)
-        return cls._lazy(Path(path), n, tuple(info["cell_shape"]), transform)
+        return cls._lazy(Path(path), n, tuple(info["cell_shape"]), transform, binning)
 
     @classmethod
-    def _lazy(cls, path: Path, n: int, cell_shape: tuple[int, ...], transform: ShowerTransform) -> ShowerDataset:
+    def _lazy(cls, path: Path, n: int, cell_shape: tuple[int, ...], transform: ShowerTransform,
+              binning: BinningSpec | None = None) -> ShowerDataset:
         obj = cls.__new__(cls)
         obj.transform, obj.path, obj.cell_shape, obj._images = transform, path, cell_shape, None
+        obj.binning = binning
         energy, theta, pdg, sums = [], [], [], []
         seen = 0
-        for part in iter_showers(path, _SCAN_BATCH):
+        for part in iter_showers(path, _SCAN_BATCH, binning):
             part = part.select(slice(0, n - seen))
             energy.append(part.energy_GeV)
             theta.append(part.theta_rad)
@@ -165,7 +171,7 @@ class ShowerDataset(Dataset):
         """Transformed cells of shower ``i``, (X, Y, Z) float32."""
         if self._images is not None:
             return self._images[i]
-        return self.transform(read_showers(self.path, i, i + 1).ecal[0])  # type: ignore[arg-type]
+        return self.transform(read_showers(self.path, i, i + 1, self.binning).ecal[0])  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         i = int(i)

@@ -83,6 +83,20 @@ class CylindricalBinning:
         return out
 
 
+def binning_from_text(text: str | None, option: str = "--binning") -> BinningSpec | None:
+    """The binning an option or a config gives as text: a binning XML path, or ``N_LAYERS,N_ALPHA,N_RADIAL``
+    (None: no binning). ``option`` names it in the one-line error."""
+    if text is None or str(text).strip() == "":
+        return None
+    text = str(text).strip()
+    if "," in text:
+        try:
+            return tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise ConfigError(f"{option} '{text}': expected an XML file or N_LAYERS,N_ALPHA,N_RADIAL") from None
+    return text
+
+
 def load_binning(binning: BinningSpec) -> CylindricalBinning:
     """Parse a binning description: CaloChallenge XML file, dict or (n_layers, n_alpha, n_radial) tuple.
 

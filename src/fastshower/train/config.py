@@ -39,6 +39,8 @@ class DataConfig:
     scale: float = 1.0
     max_showers: int | None = None
     max_in_memory_gb: float = 8.0
+    #: binning of a CaloChallenge training file: its XML, or "N_LAYERS,N_ALPHA,N_RADIAL" ("": other formats)
+    binning: str = ""
 
 
 @dataclass

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastshower.data.dataset import ResumableSampler, ShowerDataset, ShowerTransform, split_indices
+from fastshower.data.readers import binning_from_text
 from fastshower.errors import ConfigError
 from fastshower.models import build_model
 from fastshower.train import checkpoint as ck
@@ -131,7 +132,8 @@ class Trainer:
         self.transform = ShowerTransform(d.power, d.scale)
         # the cell-spectrum term's thresholds in the space the networks see (the transform is monotonic)
         self.cell_thresholds = self.transform(torch.tensor(CELL_THRESHOLDS_MeV) / 1000.0).to(self.device)
-        self.dataset = ShowerDataset.from_file(d.path, self.transform, d.max_in_memory_gb, d.max_showers)
+        self.dataset = ShowerDataset.from_file(d.path, self.transform, d.max_in_memory_gb, d.max_showers,
+                                               binning_from_text(d.binning, "data.binning"))
         self.train_idx, self.val_idx = split_indices(len(self.dataset), d.validation_fraction, self.cfg.run.seed)
         bs = self.cfg.optim.batch_size
         self.sampler = ResumableSampler(self.train_idx, info.world_size, info.rank, self.cfg.run.seed)
@@ -457,7 +459,7 @@ class Trainer:
         from fastshower.data import inspect_showers
         from fastshower.models.bundle import save_bundle
 
-        attrs = inspect_showers(self.cfg.data.path)["attrs"]
+        attrs = inspect_showers(self.cfg.data.path, binning_from_text(self.cfg.data.binning, "data.binning"))["attrs"]
         thetas = self.dataset.theta_rad[self.train_idx]
         save_bundle(self.run_dir / BUNDLE, self.gen, model_name=self.cfg.model.name,
                     cell_shape=tuple(self.dataset.cell_shape), model_config=dict(self.options),

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fastshower.data import ShowerData, iter_showers
+from fastshower.data import BinningSpec, ShowerData, iter_showers
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +217,12 @@ def compute_observables(
 
 
 def compute_observables_file(
-    path: str | Path, threshold_GeV: float = DEFAULT_THRESHOLD_GeV, batch_size: int = 2000
+    path: str | Path, threshold_GeV: float = DEFAULT_THRESHOLD_GeV, batch_size: int = 2000,
+    binning: BinningSpec | None = None,
 ) -> Observables:
-    """``compute_observables`` over a whole file, ``batch_size`` showers at a time (bounded memory)."""
-    parts = [compute_observables(batch, threshold_GeV) for batch in iter_showers(path, batch_size)]
+    """``compute_observables`` over a whole file, ``batch_size`` showers at a time (bounded memory); ``binning``
+    for a CaloChallenge file."""
+    parts = [compute_observables(batch, threshold_GeV) for batch in iter_showers(path, batch_size, binning)]
     if not parts:
         raise ValueError(f"{path}: holds no showers")
     return Observables.concatenate(parts)

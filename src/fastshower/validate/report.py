@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fastshower.atomic import atomic_write, atomic_write_text
-from fastshower.data import inspect_showers, read_showers
+from fastshower.data import BinningSpec, inspect_showers, read_showers
 from fastshower.errors import ConfigError, DataFormatError
 from fastshower.validate.observables import (
     DEFAULT_THRESHOLD_GeV,
@@ -193,7 +193,7 @@ def auc_null_sigma(n_test: int) -> float:
 
 
 def _classifier_inputs(path: Path, obs: Observables, index: np.ndarray, level: str, limit: int,
-                       cache: dict[Path, Any]) -> np.ndarray:
+                       cache: dict[Path, Any], binning: BinningSpec | None = None) -> np.ndarray:
     from fastshower.validate.classifier import low_level_inputs
     from fastshower.validate.metrics import feature_matrix
 
@@ -201,13 +201,13 @@ def _classifier_inputs(path: Path, obs: Observables, index: np.ndarray, level: s
     if level == "high":
         return feature_matrix(obs.select(index))
     if path not in cache:
-        cache[path] = read_showers(path, 0, limit)
+        cache[path] = read_showers(path, 0, limit, binning)
     data = cache[path]
     return low_level_inputs(data.ecal[index], data.energy_GeV[index])
 
 
-def _run_classifiers(paths: dict[str, Path], obs: dict[str, Observables], idx: dict[str, np.ndarray], seed: int
-                     ) -> dict[str, Any]:
+def _run_classifiers(paths: dict[str, Path], obs: dict[str, Observables], idx: dict[str, np.ndarray], seed: int,
+                     binning: BinningSpec | None = None) -> dict[str, Any]:
     from fastshower.validate.classifier import classifier_test, high_level_inputs
 
     out: dict[str, Any] = {}
@@ -215,7 +215,8 @@ def _run_classifiers(paths: dict[str, Path], obs: dict[str, Observables], idx: d
     cache: dict[Path, Any] = {}
     for level in ("low", "high"):
         t0 = time.perf_counter()
-        x = {k: _classifier_inputs(paths[k], obs[k], idx[k], level, limit[k], cache) for k in ("ref", "cand", "floor")}
+        x = {k: _classifier_inputs(paths[k], obs[k], idx[k], level, limit[k], cache, binning)
+             for k in ("ref", "cand", "floor")}
         x = {k: v[:CLASSIFIER_MAX_SHOWERS] for k, v in x.items()}
         pairs = {"value": (x["ref"], x["cand"]), "floor": (x["ref"], x["floor"])}
         if level == "high":
@@ -238,6 +239,7 @@ def run_validation(
     seed: int = 1,
     plots: bool = True,
     theta_edges_deg: Sequence[float] | None = None,
+    binning: BinningSpec | None = None,
 ) -> dict[str, Any]:
     """Compute every metric, write ``out/metrics.json``, ``out/index.html`` and ``out/plots/*.png``.
 
@@ -256,7 +258,7 @@ def run_validation(
     paths = {"ref": Path(reference), "cand": Path(candidate)}
     if reference2 is not None:
         paths["floor"] = Path(reference2)
-    infos = {k: inspect_showers(p) for k, p in paths.items()}
+    infos = {k: inspect_showers(p, binning) for k, p in paths.items()}
     for k in infos:
         if k != "ref":
             check_compatible(paths["ref"], infos["ref"], paths[k], infos[k])
@@ -265,7 +267,7 @@ def run_validation(
             raise DataFormatError(f"{paths[k]}: holds {info['n']} showers; at least 4 are needed")
 
     notes = physics_notes(infos["ref"]["attrs"], infos["cand"]["attrs"])
-    obs = {k: compute_observables_file(p, threshold_GeV) for k, p in paths.items()}
+    obs = {k: compute_observables_file(p, threshold_GeV, binning=binning) for k, p in paths.items()}
     logger.info("observables done after %.1f s", time.perf_counter() - t_start)
     idx = {"cand": np.arange(len(obs["cand"]))}
     if reference2 is None:  # split the reference in two random halves A (compared) and B (floor)
@@ -289,7 +291,7 @@ def run_validation(
         bins.append(entry)
 
     logger.info("metrics done after %.1f s", time.perf_counter() - t_start)
-    results = _run_classifiers(paths, obs, idx, seed) if classifier else {}
+    results = _run_classifiers(paths, obs, idx, seed, binning) if classifier else {}
     classifier_out = {lvl: {"value": r["value"], "floor": r["floor"]} for lvl, r in results.items()}
     summary = summarise(bins, classifier_out, tol)
     metrics = {
