@@ -478,32 +478,26 @@ def _write_calochallenge_showers(path: Path, n: int, seed: int) -> None:
         f["incident_energies"] = energy_MeV[:, None]
 
 
-def test_calochallenge_files_on_every_command_with_binning(tmp_path: Path) -> None:
+def test_calochallenge_files_on_every_command_with_binning(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # the route of issue 13: inspect, train and validate a CaloChallenge file, all with the same --binning
-    import subprocess
-    import sys
+    from fastshower.cli import main
 
     repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
     train_file, reference = tmp_path / "train.hdf5", tmp_path / "reference.hdf5"
     _write_calochallenge_showers(train_file, 48, 1)
     _write_calochallenge_showers(reference, 24, 2)
+    tiny = str(repo / "configs/3dgan-tiny.yaml")
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "fastshower", *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=600)
-
-    refused = cli("validate", "--reference", str(reference), "--candidate", str(train_file), "--out", "r0")
-    assert refused.returncode != 0 and "pass --binning" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    run = cli("train", "--config", str(repo / "configs/3dgan-tiny.yaml"), "--data", str(train_file), "--binning",
-              "8,8,8", "--out", "run", "--epochs", "1", "-q")
-    assert run.returncode == 0, run.stderr[-2000:]
-    report = cli("validate", "--reference", str(reference), "--model", "run/generator.pt", "--binning", "8,8,8",
-                 "--out", "report", "--energy-bins", "10,100", "--no-classifier")
-    assert report.returncode == 0, report.stderr[-2000:]
-    assert "checks pass" in report.stdout
-    metrics = json.loads((tmp_path / "report/metrics.json").read_text())
-    assert metrics["summary"]
-    bad = cli("train", "--config", str(repo / "configs/3dgan-tiny.yaml"), "--data", str(train_file), "--binning",
-              "8,8,4", "--out", "run2")
-    assert bad.returncode != 0 and "512 voxels per shower but the binning has" in bad.stderr
+    assert main(["validate", "--reference", str(reference), "--candidate", str(train_file), "--out", "r0"]) != 0
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert len(refused) == 1 and "pass --binning" in refused[0]
+    assert main(["train", "--config", tiny, "--data", str(train_file), "--binning", "8,8,8", "--out", "run",
+                 "--epochs", "1", "-q"]) == 0
+    assert main(["validate", "--reference", str(reference), "--model", "run/generator.pt", "--binning", "8,8,8",
+                 "--out", "report", "--energy-bins", "10,100", "--no-classifier"]) == 0
+    assert "checks pass" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report/metrics.json").read_text())["summary"]
+    assert main(["train", "--config", tiny, "--data", str(train_file), "--binning", "8,8,4", "--out", "run2"]) != 0
+    assert "512 voxels per shower but the binning has" in capsys.readouterr().err
