@@ -501,3 +501,29 @@ def test_calochallenge_files_on_every_command_with_binning(tmp_path: Path, capsy
     assert json.loads((tmp_path / "report/metrics.json").read_text())["summary"]
     assert main(["train", "--config", tiny, "--data", str(train_file), "--binning", "8,8,4", "--out", "run2"]) != 0
     assert "512 voxels per shower but the binning has" in capsys.readouterr().err
+    # data out: the CaloChallenge layout, the same showers as the fastshower form of the same seed
+    common = ["generate", "--model", "run/generator.pt", "--energy", "20:80", "--n", "6", "--seed", "4", "-q"]
+    assert main([*common, "--out", "ours.h5"]) == 0
+    assert main([*common, "--out", "theirs.h5", "--format", "calochallenge", "--binning", "8,8,8"]) == 0
+    ours, theirs = read_showers("ours.h5"), read_showers("theirs.h5", binning=(8, 8, 8))
+    np.testing.assert_allclose(theirs.ecal, ours.ecal, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(theirs.energy_GeV, ours.energy_GeV, rtol=1e-12)
+    assert not list(tmp_path.glob(".theirs.h5*"))  # the work file is gone
+    assert main([*common, "--out", "x.h5", "--format", "calochallenge"]) != 0
+    assert "needs --binning" in capsys.readouterr().err
+    assert main([*common, "--out", "y.h5", "--format", "calochallenge", "--binning", "4,8,16"]) != 0
+    assert "are not (radial, alpha, layer)" in capsys.readouterr().err
+
+
+def test_calochallenge_in_ours_and_out_again_gives_the_same_voxels(tmp_path: Path) -> None:
+    from fastshower.data.calochallenge import write_calochallenge
+
+    source = tmp_path / "in.hdf5"
+    _write_calochallenge_showers(source, 5, 3)
+    ours = write_showers(tmp_path / "ours.h5", read_showers(source, binning=(8, 8, 8)))
+    back = write_calochallenge(ours, tmp_path / "out.hdf5", (8, 8, 8))
+    with h5py.File(source) as a, h5py.File(back) as b:
+        np.testing.assert_allclose(b["showers"][()], a["showers"][()], rtol=1e-6)
+        np.testing.assert_allclose(b["incident_energies"][()], a["incident_energies"][()], rtol=1e-12)
+    with pytest.raises(DataFormatError, match=r"do not match the binning's \(r, alpha, layer\)"):
+        write_calochallenge(ours, tmp_path / "bad.hdf5", (4, 8, 16))

@@ -28,6 +28,11 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-extrapolation", action="store_true",
                    help="generate outside the model's training range of energy/angle")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--format", choices=("fastshower", "calochallenge"), default="fastshower",
+                   help="fastshower HDF5 (default), or the CaloChallenge layout (MeV, the binning's voxel order; "
+                        "needs --binning) that the community's evaluation code reads")
+    p.add_argument("--binning", help="--format calochallenge: the challenge's binning XML or "
+                   "N_LAYERS,N_ALPHA,N_RADIAL; the model's cells must be (radial, alpha, layer) of it")
 
 
 def plan_conditions(args: argparse.Namespace) -> Any:
@@ -50,9 +55,22 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch}: must be >= 1")
     check_seed(args.seed)
+    binning = _output_binning(args)
     sampler = fastshower.load(args.model)
+    if binning is not None:
+        from fastshower.data.readers import load_binning
+
+        b = load_binning(binning)
+        if tuple(sampler.cell_shape) != (b.n_radial, b.n_alpha, b.n_layers):
+            raise ConfigError(f"--binning: the model's cells {tuple(sampler.cell_shape)} are not (radial, alpha, "
+                              f"layer) = {(b.n_radial, b.n_alpha, b.n_layers)} of the binning")
+        # the showers are made (resumably) in fastshower form next to --out, then written in the challenge's layout
+        target = out.with_name(f".{out.name}.fastshower.h5")
+    else:
+        target = out
     primaries = plan_conditions(args)
-    if int(primaries.pdg[0]) not in sampler.bundle.particles:
+    # [0]: the training file did not say (a CaloChallenge file binned without its XML): any particle is taken
+    if sampler.bundle.particles != [0] and int(primaries.pdg[0]) not in sampler.bundle.particles:
         raise ConfigError(f"--particle {args.particle}: the model was trained on PDG {sampler.bundle.particles}")
     sampler.check_conditions(primaries.energy_GeV, primaries.theta_rad, args.allow_extrapolation)
     request = {"model": str(args.model), "energy_GeV": args.energy, "theta_deg": args.theta, "n": args.n,
@@ -60,7 +78,11 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     attrs = {"geometry": sampler.bundle.geometry, "seed": int(args.seed), "request": request,
              "version": __version__, "generator": {k: v for k, v in sampler.bundle.provenance.items()
                                                    if isinstance(v, int | float | str)}}
-    writer = ShowerWriter(out, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
+    if binning is not None and target.exists() and not args.overwrite:  # made, then stopped while converting
+        _finish_calochallenge(target, out, binning, args)
+        print(f"{out}: {args.n} showers made earlier ({target.name}), written in the CaloChallenge layout")
+        return 0
+    writer = ShowerWriter(target, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
     ctx.writer = writer
     bar = None
     try:
@@ -86,7 +108,29 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
         writer.close()
     ctx.writer = None
     rate = f"{wall / made * 1000:.2f} ms per shower" if made else "nothing to do"
+    if binning is not None:
+        _finish_calochallenge(target, out, binning, args)
     print(f"{out}: {args.n} showers from {args.model} ({args.precision}, batch {args.batch}); {rate}")
+    return 0
+
+
+def _output_binning(args: argparse.Namespace) -> Any:
+    from fastshower.data.readers import binning_from_text
+
+    binning = binning_from_text(args.binning)
+    if args.format == "calochallenge" and binning is None:
+        raise ConfigError("--format calochallenge needs --binning (the challenge's XML or N_LAYERS,N_ALPHA,N_RADIAL)")
+    if args.format != "calochallenge" and binning is not None:
+        raise ConfigError("--binning: only used with --format calochallenge")
+    return binning
+
+
+def _finish_calochallenge(made: Path, out: Path, binning: Any, args: argparse.Namespace) -> int:
+    """Write the finished fastshower file ``made`` to ``out`` in the CaloChallenge layout, then remove it."""
+    from fastshower.data.calochallenge import write_calochallenge
+
+    write_calochallenge(made, out, binning)
+    made.unlink()
     return 0
 
 
