@@ -24,18 +24,31 @@ FILE_MODE = 0o644
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(binary_file)`` on a temporary file next to ``path``, then rename it over ``path``."""
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    return atomic_output(path, fill)
+
+
+def atomic_output(path: str | Path, fill: Callable[[Path], object]) -> Path:
+    """Call ``fill(temporary_path)`` (it writes the file there, e.g. with h5py, and closes it), then flush that
+    file to disk and rename it over ``path``; on any failure the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with deferred_interrupts(), os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        with deferred_interrupts():  # an interrupt waits until the file is in place (see the module docstring)
+            fill(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
             os.chmod(tmp, FILE_MODE)
             os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

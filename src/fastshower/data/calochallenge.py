@@ -8,17 +8,14 @@ Layout (the challenge's data sets 1-3): dataset ``incident_energies`` (N, 1) in 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from fastshower.atomic import FILE_MODE
+from fastshower.atomic import atomic_output
 from fastshower.data.readers import BinningSpec, inspect_showers, iter_showers, load_binning
 from fastshower.errors import DataFormatError
-from fastshower.interrupts import deferred_interrupts
 
 _MeV_PER_GeV = 1000.0
 
@@ -41,11 +38,8 @@ def write_calochallenge(source: str | Path, out: str | Path, binning: BinningSpe
     if tuple(info["cell_shape"] or ()) != want:
         raise DataFormatError(f"{source}: cells {info['cell_shape']} do not match the binning's (r, alpha, layer) "
                               f"= {want}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+
+    def fill(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             showers = f.create_dataset("showers", (info["n"], b.n_voxels), dtype=np.float32,
                                        chunks=(min(info["n"], 256), b.n_voxels), compression="gzip")
@@ -57,12 +51,5 @@ def write_calochallenge(source: str | Path, out: str | Path, binning: BinningSpe
                 energies[start:stop, 0] = part.energy_GeV * _MeV_PER_GeV
                 start = stop
             f.attrs["binning"] = str(b.as_attr())
-        with deferred_interrupts():
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+
+    return atomic_output(out, fill)
