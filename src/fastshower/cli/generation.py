@@ -79,7 +79,7 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
              "version": __version__, "generator": {k: v for k, v in sampler.bundle.provenance.items()
                                                    if isinstance(v, int | float | str)}}
     if binning is not None and target.exists() and not args.overwrite:  # made, then stopped while converting
-        _finish_calochallenge(target, out, binning, args)
+        _finish_calochallenge(target, out, binning)
         print(f"{out}: {args.n} showers made earlier ({target.name}), written in the CaloChallenge layout")
         return 0
     writer = ShowerWriter(target, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
@@ -109,7 +109,7 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     ctx.writer = None
     rate = f"{wall / made * 1000:.2f} ms per shower" if made else "nothing to do"
     if binning is not None:
-        _finish_calochallenge(target, out, binning, args)
+        _finish_calochallenge(target, out, binning)
     print(f"{out}: {args.n} showers from {args.model} ({args.precision}, batch {args.batch}); {rate}")
     return 0
 
@@ -125,13 +125,12 @@ def _output_binning(args: argparse.Namespace) -> Any:
     return binning
 
 
-def _finish_calochallenge(made: Path, out: Path, binning: Any, args: argparse.Namespace) -> int:
+def _finish_calochallenge(made: Path, out: Path, binning: Any) -> None:
     """Write the finished fastshower file ``made`` to ``out`` in the CaloChallenge layout, then remove it."""
     from fastshower.data.calochallenge import write_calochallenge
 
     write_calochallenge(made, out, binning)
     made.unlink()
-    return 0
 
 
 def add_export(p: argparse.ArgumentParser) -> None:

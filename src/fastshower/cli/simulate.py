@@ -120,12 +120,12 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     from fastshower.data import ShowerData, ShowerWriter
     from fastshower.geometry import load_geometry
     from fastshower.mc.production import (
+        check_backend,
         check_primaries,
         chunks,
         parse_values,
         particle_name,
         plan_primaries,
-        require_dask,
         run_production,
     )
     from fastshower.mc.simulator import available_energy_GeV
@@ -148,16 +148,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     entry_xy = _parse_xy(args.entry_xy)
     primaries = plan_primaries(particle, energy, theta, phi, args.n, args.seed, entry_xy, args.entry_spread)
     check_primaries(calorimeter, settings, primaries)
-    if args.showers_per_launch < 0:
-        raise ConfigError(f"--showers-per-launch {args.showers_per_launch}: must be >= 1 (or 0, the default)")
-    if args.scheduler is not None:
-        if args.device != "cpu":
-            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
-        require_dask()
-    if args.device == "cuda":
-        from fastshower.mc.gpu import require_cuda
-
-        require_cuda()  # before anything is written
+    check_backend(args.device, args.scheduler, args.showers_per_launch)  # before anything is written
 
     request = {
         "particle": particle,

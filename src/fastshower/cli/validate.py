@@ -61,10 +61,7 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     binning = binning_from_text(args.binning)
     for path in (args.reference, args.candidate, args.reference2):
         if path is not None:
-            info = inspect_showers(path, binning)
-            if info["cell_shape"] is None:
-                raise ConfigError(f"{path}: CaloChallenge file needs its binning; pass --binning with the "
-                                  "challenge's binning XML (or N_LAYERS,N_ALPHA,N_RADIAL)")
+            inspect_showers(path, binning, require_binning=True)
     candidate = args.candidate
     if args.model is not None:
         from fastshower.generate import generate_like, load

@@ -14,10 +14,8 @@ import h5py
 import numpy as np
 
 from fastshower.atomic import atomic_output
-from fastshower.data.readers import BinningSpec, inspect_showers, iter_showers, load_binning
+from fastshower.data.readers import BinningSpec, _MeV_PER_GeV, inspect_showers, iter_showers, load_binning
 from fastshower.errors import DataFormatError
-
-_MeV_PER_GeV = 1000.0
 
 
 def calochallenge_voxels(ecal_GeV: np.ndarray) -> np.ndarray:

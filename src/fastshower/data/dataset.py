@@ -118,10 +118,7 @@ class ShowerDataset(Dataset):
         Held in memory when the images take at most ``max_in_memory_gb`` GiB (float32), read lazily otherwise.
         ``binning``: the binning of a CaloChallenge file (see :func:`fastshower.data.read_showers`).
         """
-        info = inspect_showers(path, binning)
-        if info["cell_shape"] is None:
-            raise DataFormatError(f"{path}: CaloChallenge file needs its binning; pass --binning with the "
-                                  "challenge's binning XML (or N_LAYERS,N_ALPHA,N_RADIAL)")
+        info = inspect_showers(path, binning, require_binning=True)
         n = info["n"] if max_showers is None else min(info["n"], int(max_showers))
         if n < 1:
             raise DataFormatError(f"{path}: holds no showers")

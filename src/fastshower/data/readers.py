@@ -475,13 +475,15 @@ def _batches(reader: _Reader, batch_size: int) -> Iterator[ShowerData]:
         reader.f.close()
 
 
-def inspect_showers(path: str | Path, binning: BinningSpec | None = None) -> dict[str, Any]:
+def inspect_showers(path: str | Path, binning: BinningSpec | None = None,
+                    require_binning: bool = False) -> dict[str, Any]:
     """Describe a shower file without loading the images.
 
     Returns a dict with "path", "format" ("fastshower" | "3dgan" | "calochallenge"), "n" (number of showers),
     "cell_shape" ((nx, ny, nz), or None for a CaloChallenge file given no binning), "ledger_keys" and "attrs".
+    ``require_binning``: a CaloChallenge file given no binning is a ``DataFormatError`` (as when reading it).
     """
-    reader = _open(path, binning, require_binning=False)
+    reader = _open(path, binning, require_binning)
     try:
         return {
             "path": str(path),

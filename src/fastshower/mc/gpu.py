@@ -137,10 +137,7 @@ class GpuTransport:
                   (order, seeds.astype(np.uint64), kinds.astype(np.int64), energies_MeV.astype(np.float64),
                    x0.astype(np.float64), y0.astype(np.float64), directions.astype(np.float64))]
         blocks = math.ceil(n / THREADS_PER_BLOCK)
-        kernel()[blocks, THREADS_PER_BLOCK](
-            *arrays, c["z_front"], c["z_back"], c["slab_mat"], c["slab_layer"], c["half_width"], c["half_x"],
-            c["half_y"], c["pitch"], c["values"], c["cumulative"], c["element_data"], c["scalars"], c["settings"],
-            self._scoring, images, ledger, steps)
+        kernel()[blocks, THREADS_PER_BLOCK](*arrays, *c.values(), self._scoring, images, ledger, steps)
         cuda.synchronize()
         return images.copy_to_host(), ledger.copy_to_host(), steps.copy_to_host()
 
@@ -155,9 +152,7 @@ def kernel_signature(constants: dict[str, Any], cell_shape: tuple[int, int, int]
     per_shower = (array(np.int64, 1), array(np.uint64, 1), array(np.int64, 1), array(np.float64, 1),
                   array(np.float64, 1), array(np.float64, 1), array(np.float64, 2))
     fixed = tuple(typeof(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else typeof(float(v))
-                  for v in (constants[k] for k in ("z_front", "z_back", "slab_mat", "slab_layer", "half_width",
-                                                   "half_x", "half_y", "pitch", "values", "cumulative",
-                                                   "element_data", "scalars", "settings")))
+                  for v in constants.values())
     outputs = (array(np.float64, 1 + len(cell_shape)), array(np.float32, 1 + len(cell_shape)),
                array(np.float64, 2), array(np.int64, 1))
     return per_shower + fixed + outputs

@@ -285,14 +285,9 @@ def run_production(
     workers = int(workers)
     if workers < 1:
         raise ConfigError(f"--workers {workers}: must be >= 1")
-    check_device(device)
-    if int(showers_per_launch) < 0:
-        raise ConfigError(f"--showers-per-launch {showers_per_launch}: must be >= 1")
+    check_backend(device, scheduler, showers_per_launch)
     check_primaries(calorimeter, settings, primaries)
     if scheduler is not None:
-        if device != "cpu":
-            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
-        require_dask()
         return _run_dask(calorimeter, settings, primaries, int(seed), todo, workers, scheduler)
     if device == "cuda":
         gpu_sim = get_simulator(calorimeter, settings, device, showers_per_launch)  # a missing GPU fails here
@@ -302,6 +297,22 @@ def run_production(
     if workers == 1 or len(todo) <= 1:
         return _run_local(calorimeter, settings, primaries, int(seed), todo)
     return _run_pool(calorimeter, settings, primaries, int(seed), todo, min(workers, len(todo)))
+
+
+def check_backend(device: str, scheduler: str | None, showers_per_launch: int = 0) -> None:
+    """Refuse (one-line ``ConfigError``) a device, scheduler and launch size that cannot make showers here: an
+    unknown device, a GPU that is absent, dask with a GPU, dask not installed, a negative launch size."""
+    check_device(device)
+    if int(showers_per_launch) < 0:
+        raise ConfigError(f"--showers-per-launch {showers_per_launch}: must be >= 1 (or 0, the default)")
+    if scheduler is not None:
+        if device != "cpu":
+            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
+        require_dask()
+    if device == "cuda":
+        from fastshower.mc.gpu import require_cuda
+
+        require_cuda()
 
 
 def _run_local(
@@ -330,16 +341,23 @@ def _run_pool(
     calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
     todo: list[tuple[int, int]], workers: int,
 ) -> Iterator[tuple[int, ShowerBatch]]:
+    tasks = ((primaries.select(a, b), seed, a) for a, b in todo)
+    yield from _pool(calorimeter, settings, primaries, tasks, workers)
+
+
+def _pool(
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, tasks: Iterator[tuple], workers: int,
+    side: SideResults | None = None,
+) -> Iterator[tuple[int, ShowerBatch]]:
+    """CPU worker processes running ``tasks`` (``(primaries, seed, start)``); ``side``: results of a thread
+    yielded among theirs (see :func:`fastshower.mc.pool.imap_unordered`)."""
     # build the tables and load the compiled kernel here once: forked workers inherit both, and a first
     # compilation happens once instead of in every worker at the same time
-    sim = get_simulator(calorimeter, settings)
-    sim.run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))
+    get_simulator(calorimeter, settings).run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))
     context = _pool_context()
     logger.debug("process pool: %d workers (%s)", workers, context.get_start_method())
-    tasks = ((primaries.select(a, b), seed, a) for a, b in todo)
-    yield from imap_unordered(
-        _pool_chunk, tasks, workers, context, _init_pool_worker, (calorimeter, settings), describe=_describe_chunk
-    )
+    yield from imap_unordered(_pool_chunk, tasks, workers, context, _init_pool_worker, (calorimeter, settings),
+                              describe=_describe_chunk, side=side)
 
 
 class _ChunkQueue:
@@ -381,18 +399,14 @@ def _run_gpu(sim: Simulator, primaries: Primaries, seed: int, queue: _ChunkQueue
              stop: threading.Event | None) -> Iterator[tuple[int, ShowerBatch]]:
     """The GPU's share: launches of up to ``showers_per_launch`` showers, taken from ``queue`` until it is empty
     (or ``stop`` is set), yielded back chunk by chunk."""
-    assert sim._gpu is not None
     while stop is None or not stop.is_set():
-        taken = queue.take(sim._gpu.showers_per_launch)
+        taken = queue.take(sim.showers_per_launch)
         if not taken:
             return
         first, last = taken[0][0], taken[-1][1]
         # taken chunks are consecutive in the request unless a resume left holes: simulate each run of them
-        index = np.concatenate([np.arange(a, b) for a, b in taken])
-        part = Primaries(*(getattr(primaries, f)[index] for f in
-                           ("pdg", "energy_GeV", "theta_rad", "phi_rad", "x_mm", "y_mm")))
-        seeds = np.concatenate([shower_seeds(seed, a, b - a) for a, b in taken])
-        batch = sim.run(part, seeds)
+        part = primaries.subset(np.concatenate([np.arange(a, b) for a, b in taken]))
+        batch = sim.run(part, np.concatenate([shower_seeds(seed, a, b - a) for a, b in taken]))
         offset = 0
         for a, b in taken:
             size = b - a
@@ -424,13 +438,9 @@ def _run_hybrid(
         # started once the CPU workers exist: they are forked from a single-threaded process (see _pool_context)
         threading.Thread(target=gpu_share, name="fastshower-gpu", daemon=True).start()
 
-    cpu_sim = get_simulator(calorimeter, settings)
-    cpu_sim.run(primaries.select(0, 0), np.zeros(0, dtype=np.uint64))  # compile once, before forking
-    context = _pool_context()
     try:
-        yield from imap_unordered(
-            _pool_chunk, queue.tasks(primaries, seed, start_gpu), cpu_workers, context, _init_pool_worker,
-            (calorimeter, settings), describe=_describe_chunk, side=side)
+        yield from _pool(calorimeter, settings, primaries, queue.tasks(primaries, seed, start_gpu), cpu_workers,
+                         side)
     finally:
         stop.set()
 

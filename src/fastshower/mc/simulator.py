@@ -55,7 +55,11 @@ class Primaries:
 
     def select(self, start: int, stop: int) -> Primaries:
         """Primaries ``start .. stop-1``."""
-        return Primaries(*(getattr(self, f)[start:stop] for f in
+        return self.subset(slice(start, stop))
+
+    def subset(self, index: slice | np.ndarray) -> Primaries:
+        """The primaries at ``index`` (a slice or an array of indices)."""
+        return Primaries(*(getattr(self, f)[index] for f in
                            ("pdg", "energy_GeV", "theta_rad", "phi_rad", "x_mm", "y_mm")))
 
 
@@ -87,24 +91,32 @@ class Simulator:
         self.settings = settings or PhysicsSettings()
         self.device = check_device(device)
         self.tables: MaterialTables = build_material_tables(calorimeter, self.settings)
+        slabs, tab = calorimeter.slabs, self.tables
+        self._constants: dict[str, object] = {
+            "z_front": slabs.z_front_mm, "z_back": slabs.z_back_mm, "slab_mat": slabs.material_index,
+            "slab_layer": slabs.sensor_layer, "half_width": calorimeter.transverse_half_width_mm,
+            "half_x": calorimeter.grid.half_width_x_mm, "half_y": calorimeter.grid.half_width_y_mm,
+            "pitch": calorimeter.grid.pitch_mm, "values": tab.values, "cumulative": tab.element_cumulative,
+            "element_data": tab.element_data, "scalars": tab.scalars, "settings": self.settings.kernel_vector()}
         self._gpu = None
         if self.device == "cuda":
             from fastshower.mc import gpu  # numba-cuda only when a GPU is asked for
 
-            self._gpu = gpu.GpuTransport(self.kernel_constants(), calorimeter.cell_shape,
+            self._gpu = gpu.GpuTransport(self._constants, calorimeter.cell_shape,
                                          showers_per_launch or gpu.DEFAULT_SHOWERS_PER_LAUNCH)
         #: steps (photon flights and charged steps) of the showers of the last :meth:`run`
         self.last_steps = np.zeros(0, dtype=np.int64)
 
     def kernel_constants(self) -> dict[str, object]:
-        """Geometry (mm), tables and settings vector, by name: what the transport kernels take besides the
-        showers."""
-        calo, slabs, tab = self.calorimeter, self.calorimeter.slabs, self.tables
-        return {"z_front": slabs.z_front_mm, "z_back": slabs.z_back_mm, "slab_mat": slabs.material_index,
-                "slab_layer": slabs.sensor_layer, "half_width": calo.transverse_half_width_mm,
-                "half_x": calo.grid.half_width_x_mm, "half_y": calo.grid.half_width_y_mm,
-                "pitch": calo.grid.pitch_mm, "values": tab.values, "cumulative": tab.element_cumulative,
-                "element_data": tab.element_data, "scalars": tab.scalars, "settings": self.settings.kernel_vector()}
+        """Geometry (mm), tables and settings vector, by name and in the order the transport kernels take them
+        after the showers (``simulate_batch``, the GPU kernel)."""
+        return self._constants
+
+    @property
+    def showers_per_launch(self) -> int:
+        """Showers per GPU launch (0 on the CPU)."""
+        return self._gpu.showers_per_launch if self._gpu is not None else 0
+
     def check(self, primaries: Primaries) -> None:
         """Refuse primaries the transport cannot take, with a one-line message."""
         energy = np.asarray(primaries.energy_GeV, dtype=float)
@@ -144,12 +156,10 @@ class Simulator:
 
     def _run_cpu(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,
                  y0: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n, c = int(seeds.shape[0]), self.kernel_constants()
+        n = int(seeds.shape[0])
         images = np.zeros((n, *self.calorimeter.cell_shape), dtype=np.float32)
         ledger = np.zeros((n, transport.N_LEDGER))
         steps = np.zeros(n, dtype=np.int64)
-        transport.simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, c["z_front"], c["z_back"],
-                                 c["slab_mat"], c["slab_layer"], c["half_width"], c["half_x"], c["half_y"],
-                                 c["pitch"], c["values"], c["cumulative"], c["element_data"], c["scalars"],
-                                 c["settings"], images, ledger, steps, self.settings.max_particles)
+        transport.simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, *self._constants.values(), images,
+                                 ledger, steps, self.settings.max_particles)
         return images, ledger, steps

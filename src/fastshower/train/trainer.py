@@ -132,8 +132,9 @@ class Trainer:
         self.transform = ShowerTransform(d.power, d.scale)
         # the cell-spectrum term's thresholds in the space the networks see (the transform is monotonic)
         self.cell_thresholds = self.transform(torch.tensor(CELL_THRESHOLDS_MeV) / 1000.0).to(self.device)
+        self.binning = binning_from_text(d.binning, "data.binning")
         self.dataset = ShowerDataset.from_file(d.path, self.transform, d.max_in_memory_gb, d.max_showers,
-                                               binning_from_text(d.binning, "data.binning"))
+                                               self.binning)
         self.train_idx, self.val_idx = split_indices(len(self.dataset), d.validation_fraction, self.cfg.run.seed)
         bs = self.cfg.optim.batch_size
         self.sampler = ResumableSampler(self.train_idx, info.world_size, info.rank, self.cfg.run.seed)
@@ -459,7 +460,7 @@ class Trainer:
         from fastshower.data import inspect_showers
         from fastshower.models.bundle import save_bundle
 
-        attrs = inspect_showers(self.cfg.data.path, binning_from_text(self.cfg.data.binning, "data.binning"))["attrs"]
+        attrs = inspect_showers(self.cfg.data.path, self.binning)["attrs"]
         thetas = self.dataset.theta_rad[self.train_idx]
         save_bundle(self.run_dir / BUNDLE, self.gen, model_name=self.cfg.model.name,
                     cell_shape=tuple(self.dataset.cell_shape), model_config=dict(self.options),
