@@ -8,6 +8,12 @@ Run: ``.venv/bin/python benchmarks/bench_train.py [--write] [--batch 32] [--step
 2 cores).
 ``--write`` replaces the "## Training" section of benchmarks/RESULTS.md. Synthetic showers: speed does not
 depend on the data.
+
+On a GPU: ``python3 benchmarks/bench_train.py --device cuda --write [--batches 128,1024,4096] [--compile]`` (~3
+minutes on an H200) times the training loop itself (batches as the loop gets them, losses read every
+``log_every`` steps) for the path the shipped model was trained with (batches from the host through the DataLoader,
+losses read every step) against the device-resident one, channels-last and, with ``--compile``, torch.compile, at
+each batch size, and writes the "## GPU training" section.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from fastshower.data import ShowerData, write_showers
 from fastshower.models.layers import cpu_fast_paths
 from fastshower.train import distributed as dd
 from fastshower.train.config import TrainConfig
-from fastshower.train.trainer import Trainer
+from fastshower.train.trainer import Trainer, host_values
 
 VARIANTS = {  # name -> run options (+ "fast_paths": the CPU bf16 kernels of fastshower.models.layers, default on)
     "fp32 eager (baseline)": {"precision": "fp32"},
@@ -52,14 +58,14 @@ def synthetic_file(folder: Path, n: int) -> Path:
     longitudinal = depth**3 * np.exp(-depth / 3.0)
     cells = radial[None, :, :, None] * longitudinal[None, None, None, :]
     cells = cells / cells.sum() * (0.02 * energy)[:, None, None, None]
-    ecal = (cells * rng.gamma(4.0, 0.25, cells.shape)).astype(np.float32)
+    ecal = cells.astype(np.float32) * rng.standard_gamma(4.0, cells.shape, dtype=np.float32) * np.float32(0.25)
     return write_showers(folder / "synthetic.h5", ShowerData(ecal, energy, np.zeros(n), np.zeros(n), np.full(n, 11)))
 
 
 def config(path: Path, batch: int, **run: object) -> TrainConfig:
     return TrainConfig.from_dict({"model": {"name": "3dgan"}, "data": {"path": str(path), "validation_fraction": 0.1},
                                   "optim": {"batch_size": batch, "epochs": 1},
-                                  "run": {"device": "cpu", "physics_check_every": 0, **run}})
+                                  "run": {"device": "cpu", "physics_check_every": 0} | run})
 
 
 def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str, list[float]]:
@@ -85,10 +91,10 @@ def time_variants(path: Path, folder: Path, batch: int, steps: int) -> dict[str,
     return times
 
 
-def flops_per_shower(path: Path, folder: Path, batch: int) -> float:
+def flops_per_shower(path: Path, folder: Path, batch: int, device: str = "cpu") -> float:
     """FLOPs per shower of one fp32 training step (torch FLOP counter)."""
-    trainer = Trainer(config(path, batch, precision="fp32"), folder / f"run-{time.monotonic_ns()}", False,
-                      dd.init_distributed("cpu"), progress=False)
+    trainer = Trainer(config(path, batch, precision="fp32", device=device), folder / f"run-{time.monotonic_ns()}",
+                      False, dd.init_distributed(device), progress=False)
     counter = FlopCounterMode(display=False)
     with counter:
         trainer.train_step(trainer.dataset.batch(trainer.train_idx[:batch]))
@@ -121,14 +127,114 @@ def ddp_rate(path: Path, folder: Path, batch: int, steps: int, processes: int) -
     return (done[-1] - done[0]) / (elapsed[-1] - elapsed[0])
 
 
+#: CUDA paths: name -> (batch sizes it runs at: "first" or "all", config overrides)
+CUDA_VARIANTS = {
+    "bf16, batches from the host, losses read every step (the shipped model's path)":
+        ("first", {"data.resident": False, "run.num_workers": 6, "run.log_every": 1}),
+    "bf16, showers resident on the GPU, losses read every 10 steps": ("all", {}),
+    "bf16, resident + channels-last": ("all", {"run.channels_last": True}),
+    "bf16, resident + channels-last + torch.compile": ("compile", {"run.channels_last": True, "run.compile": True}),
+}
+
+
+def loop_config(path: Path, batch: int, overrides: dict[str, object], device: str) -> TrainConfig:
+    cfg = config(path, batch, precision="bf16", device=device).to_dict()
+    cfg["run"]["log_every"] = 10
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        cfg[section][name] = value
+    return TrainConfig.from_dict(cfg)
+
+
+def _drain(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_loop(trainer: Trainer, warmup: int, steps: int) -> float:
+    """Seconds per training step of ``trainer``'s own loop (its batches, its logging cadence), GPU queue drained
+    before the clock starts and stops."""
+    batches = trainer._batches()
+    every, device = trainer.cfg.run.log_every, trainer.device.type
+    for _ in range(warmup):
+        trainer.train_step(next(batches))
+    _drain(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        logs = trainer.train_step(next(batches))
+        if (i + 1) % every == 0:
+            host_values(logs)
+    _drain(device)
+    return (time.perf_counter() - start) / steps
+
+
+def main_cuda(args: argparse.Namespace, device: str = "cuda") -> None:
+    """The GPU paths (``device`` "cpu" only to try the benchmark itself out on a machine without one)."""
+    batches = [int(b) for b in args.batches.split(",")]
+    warmup, steps = 3, args.cuda_steps
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = synthetic_file(folder, int((warmup + steps + 1) * max(batches) / 0.9) + 1)
+        flops = flops_per_shower(path, folder, 32, device)
+        peak = matmul_peak_gflops(torch.bfloat16, size=8192 if device == "cuda" else 1024, device=device)
+        for name, (which, overrides) in CUDA_VARIANTS.items():
+            if which == "compile" and not args.compile:
+                continue
+            for batch in batches[:1] if which == "first" else batches:
+                trainer = Trainer(loop_config(path, batch, overrides, device), folder / f"run-{time.monotonic_ns()}",
+                                  False, dd.init_distributed(device), progress=False)
+                seconds = time_loop(trainer, warmup, steps)
+                trainer.log_file.close()
+                rows.append((name, batch, seconds))
+                print(f"{name}, batch {batch}: {batch / seconds:.0f} showers/s", flush=True)
+                del trainer
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+    base = rows[0][2] / rows[0][1]
+    best = max(rows, key=lambda r: r[1] / r[2])
+    compiled = " --compile" if args.compile else ""
+    gpu_or_cpu = torch.cuda.get_device_name() if device == "cuda" else machine_description()
+    lines = ["## GPU training (3DGAN, 25x25x25)", "",
+             f"Machine: {gpu_or_cpu}, torch {torch.__version__}. Command: `python3 "
+             f"benchmarks/bench_train.py --device cuda --write --batches {args.batches} --cuda-steps {steps}"
+             f"{compiled}` "
+             f"(synthetic showers; one training step = 2 discriminator + 2 generator updates; {warmup} warm-up steps, "
+             f"then {steps} timed steps of the training loop, GPU queue drained at both ends).", "",
+             f"GPU training throughput: {best[1] / best[2]:.0f} showers/s per training step ({best[0]}, batch "
+             f"{best[1]}; {base * best[1] / best[2]:.1f}x the shipped model's path).", "",
+             f"FLOPs per shower per training step (torch FLOP counter, fp32 graph): {flops / 1e9:.1f} GFLOP. "
+             f"Measured bf16 matmul peak: {peak / 1e3:.0f} TFLOP/s.", "",
+             "| path | batch | ms / step | showers / s | vs shipped path | share of bf16 matmul peak |",
+             "|---|---|---|---|---|---|"]
+    for name, batch, seconds in rows:
+        rate = batch / seconds
+        lines.append(f"| {name} | {batch} | {1e3 * seconds:.1f} | {rate:.0f} | {base * rate:.1f}x | "
+                     f"{flops * rate / 1e9 / peak:.1%} |")
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.write:
+        write_results(section, Path(__file__).parent / "RESULTS.md")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "flops_per_shower": flops, "peak_gflops": peak}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batches", default="128,1024,4096", help="batch sizes of the CUDA paths")
+    parser.add_argument("--compile", action="store_true", help="CUDA: also time torch.compile")
+    parser.add_argument("--json", default="", help="CUDA: the rows also as JSON to this file")
+    parser.add_argument("--cuda-steps", type=int, default=10, help="CUDA: timed steps per path and batch")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (median)")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--skip-ddp", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the single-process paths")
     args = parser.parse_args()
+    if args.device == "cuda":
+        main_cuda(args)
+        return
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

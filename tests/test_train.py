@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from fastshower.cli import main
 from fastshower.data import ShowerData, write_showers
 from fastshower.errors import ConfigError, DataFormatError
 from fastshower.train import CHECKPOINT_KEYS, TrainConfig, load_checkpoint, load_config, train
+from fastshower.train import checkpoint as ck
+from fastshower.train import distributed as dd
 from fastshower.train.checkpoint import save_checkpoint
 from fastshower.train.losses import (
     LossWeights,
@@ -25,6 +28,7 @@ from fastshower.train.losses import (
     mape,
 )
 from fastshower.train.physics_check import compare, summarise
+from fastshower.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +86,7 @@ def test_losses() -> None:
     out = {"logit": torch.zeros(4), "energy": torch.ones(4), "ecal_sum": torch.full((4,), 2.0)}
     targets = {"label": torch.ones(4), "energy": torch.ones(4), "ecal": torch.full((4,), 1.0)}
     total, parts = gan_loss(out, targets, LossWeights())
-    assert math.isclose(parts["adversarial"], math.log(2), rel_tol=1e-6) and parts["energy"] == 0.0
+    assert math.isclose(float(parts["adversarial"]), math.log(2), rel_tol=1e-6) and float(parts["energy"]) == 0.0
     assert math.isclose(float(total), 3 * math.log(2) + 0.1 * 100.0, rel_tol=1e-6)
     energy = np.geomspace(10, 500, 50)
     ratio = 0.3 - 0.02 * np.log(energy) + 0.001 * np.log(energy) ** 2
@@ -164,6 +168,42 @@ def test_resume_mid_epoch_gives_identical_weights(tiny_file, tmp_path) -> None:
     assert showers.shape == (3, 8, 8, 8) and np.all(showers >= 0)
 
 
+def test_device_resident_batches_train_exactly_as_the_dataloader(tiny_file, tmp_path) -> None:
+    """data.resident (the GPU's path: the set on the device, batches gathered there, losses read once per log_every)
+    gives the DataLoader path's weights and logged losses bit for bit."""
+    runs = {}
+    for resident in (True, False):
+        cfg = tiny_config(tiny_file)
+        cfg.data.resident, cfg.optim.epochs, cfg.run.physics_check_every, cfg.loss.cells = resident, 1, 0, 0.1
+        trainer = Trainer(cfg, tmp_path / f"r{resident}", False, dd.init_distributed("cpu"), progress=False)
+        assert (trainer.resident is not None) == resident
+        trainer.fit()
+        log = [json.loads(line) for line in (tmp_path / f"r{resident}/log.jsonl").read_text().splitlines()]
+        runs[resident] = ck.state_hash(trainer.gen, trainer.disc), [{k: v for k, v in r.items() if k not in (
+            "showers_per_s", "seconds")} for r in log]
+    assert runs[True] == runs[False]
+    assert len(runs[True][1]) == 9 and all(type(runs[True][1][0][k]) is float for k in ("d_real", "g1", "g_cells"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_learning_rate_scales_with_the_batch_and_warms_up_from_the_reference_rate(tiny_file, tmp_path) -> None:
+    """optim.lr_reference_batch: lr x batch / reference (linear scaling rule, Goyal et al. arXiv:1706.02677), reached
+    linearly from the unscaled lr over warmup_epochs (here 1 epoch = 8 steps)."""
+    cfg = tiny_config(tiny_file)
+    cfg.optim.lr_reference_batch, cfg.optim.warmup_epochs, cfg.run.physics_check_every = 1, 1.0, 0
+    trainer = Trainer(cfg, tmp_path / "lr", False, dd.init_distributed("cpu"), progress=False)
+    sched = trainer.sched["generator"]
+    rates = []
+    for _ in range(10):
+        rates.append(sched.get_last_lr()[0])
+        sched.step()
+    assert rates[0] == pytest.approx(1e-3) and rates[4] == pytest.approx(1e-3 * (1 + 3 * 4 / 8))
+    assert rates[8] == rates[9] == pytest.approx(4e-3)  # batch 4 / reference 1
+    trainer.log_file.close()
+    with pytest.raises(ConfigError, match="optim.lr_reference_batch must be >= 0"):
+        load_config(None, {"optim.lr_reference_batch": -1})
+
+
 def test_time_limit_stops_at_an_epoch_end_and_resume_finishes_the_run(tiny_file, tmp_path) -> None:
     # a budget far below one epoch: the first epoch's duration forecasts that a second would not fit
     stopped = train(tiny_config(tiny_file, time_limit_minutes=1e-6, physics_check_every=0), tmp_path / "t")
@@ -211,8 +251,6 @@ def test_checkpoint_errors(tiny_file, tmp_path) -> None:
 def test_bf16_autocast_step_on_cpu(tiny_file, tmp_path) -> None:
     result = train(tiny_config(tiny_file, precision="bf16", max_steps=1, physics_check_every=0), tmp_path / "bf")
     assert result.step == 1
-    import json
-
     record = json.loads((tmp_path / "bf/log.jsonl").read_text().splitlines()[0])
     assert all(math.isfinite(v) for k, v in record.items() if k.startswith(("d_", "g")))
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
@@ -238,8 +276,6 @@ def test_cell_spectrum_counts_cells_above_thresholds_with_a_gradient() -> None:
 
 
 def test_training_with_the_cell_spectrum_term(tiny_file, tmp_path) -> None:
-    import json
-
     cfg = tiny_config(tiny_file, max_steps=2, physics_check_every=0)
     cfg.loss.cells = 0.1
     assert train(cfg, tmp_path / "cells").step == 2

@@ -41,18 +41,27 @@ class DataConfig:
     max_in_memory_gb: float = 8.0
     #: binning of a CaloChallenge training file: its XML, or "N_LAYERS,N_ALPHA,N_RADIAL" ("": other formats)
     binning: str = ""
+    #: mapping file (YAML) of a ROOT training file: tree, branches and readout grid ("": not a ROOT file)
+    mapping: str = ""
+    #: hold the whole (in-memory) training set on the training device and gather batches there: no DataLoader,
+    #: no per-batch host-to-device copy (a GPU's path to its matrix rate; falls back to the DataLoader when the set
+    #: would take more than half the GPU's free memory). The numbers are the same either way.
+    resident: bool = True
 
 
 @dataclass
 class OptimConfig:
     """Optimiser (one per network). ``batch_size`` is per process; ``lr`` is per process-batch and is multiplied
-    by the world size when ``lr_scale_with_world`` (then warmed up linearly over ``warmup_epochs``)."""
+    by the world size when ``lr_scale_with_world``, and by ``batch_size / lr_reference_batch`` when
+    ``lr_reference_batch`` > 0 (the linear scaling rule for a larger batch in one process: ``lr`` is then the rate of
+    a batch of ``lr_reference_batch``); a scaled rate is warmed up linearly from ``lr`` over ``warmup_epochs``."""
 
     name: str = "rmsprop"
     lr: float = 1e-3
     batch_size: int = 128
     epochs: int = 30
     lr_scale_with_world: bool = True
+    lr_reference_batch: int = 0
     warmup_epochs: float = 1.0
     label_flip: float = 0.05
 
@@ -171,6 +180,8 @@ def validate(cfg: TrainConfig, source: str = "config") -> None:
     _check(o.name in OPTIMIZERS, source, f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {o.name!r}")
     _check(o.lr > 0 and math.isfinite(o.lr), source, f"optim.lr must be > 0, got {o.lr}")
     _check(o.batch_size >= 1, source, f"optim.batch_size must be >= 1, got {o.batch_size}")
+    _check(o.lr_reference_batch >= 0, source,
+           f"optim.lr_reference_batch must be >= 0 (0: no batch scaling), got {o.lr_reference_batch}")
     _check(o.epochs >= 1, source, f"optim.epochs must be >= 1, got {o.epochs}")
     _check(o.warmup_epochs >= 0, source, f"optim.warmup_epochs must be >= 0, got {o.warmup_epochs}")
     _check(0 <= o.label_flip < 0.5, source, f"optim.label_flip must be in [0, 0.5), got {o.label_flip}")
@@ -225,6 +236,7 @@ FINGERPRINT_KEYS = (
     "optim.lr",
     "optim.batch_size",
     "optim.lr_scale_with_world",
+    "optim.lr_reference_batch",
     "optim.warmup_epochs",
     "optim.label_flip",
     "loss",
@@ -233,11 +245,18 @@ FINGERPRINT_KEYS = (
 
 
 def fingerprint(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``FINGERPRINT_KEYS`` values of a resolved config dict."""
+    """The ``FINGERPRINT_KEYS`` values of a resolved config dict; a key the dict lacks (a checkpoint written before
+    the setting existed) takes its default, which is what that run used."""
+    defaults = TrainConfig().to_dict()
     out = {}
     for key in FINGERPRINT_KEYS:
         node: Any = cfg
+        default: Any = defaults
         for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        out[key] = node
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+            default = default.get(part) if isinstance(default, dict) else None
+        out[key] = default if node is _MISSING else node
     return out
+
+
+_MISSING = object()

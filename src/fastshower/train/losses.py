@@ -84,8 +84,9 @@ def cell_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, thresholds: torch
 
 def gan_loss(
     outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], weights: LossWeights
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the 3DGAN loss terms and the terms as floats (for logging).
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted sum of the 3DGAN loss terms and the terms, detached, for logging (0-d tensors on the outputs' device:
+    reading them is left to the caller, so that a GPU step does not wait for them).
 
     ``outputs`` is the discriminator's dict (``logit``, ``energy`` in units of 100 GeV, ``ecal_sum`` in
     transformed-cell units, optional ``theta`` in rad); ``targets`` holds ``label`` (1 real, 0 fake),
@@ -100,7 +101,7 @@ def gan_loss(
     if "theta" in outputs and "theta" in targets:
         terms["theta"] = mae(outputs["theta"], targets["theta"])
     total = sum(getattr(weights, k) * v for k, v in terms.items())
-    return total, {k: float(v.detach()) for k, v in terms.items()}  # type: ignore[return-value]
+    return total, {k: v.detach() for k, v in terms.items()}  # type: ignore[return-value]
 
 
 class SamplingFractionFit:

@@ -5,6 +5,10 @@ one on generated showers for the batch's conditions (generator without gradients
 then two generator steps, each with fresh noise and conditions drawn from the batch. The models stay plain
 ``nn.Module``s: device, DDP (``distributed``), autocast and checkpoints (``checkpoint``) are applied here
 from outside.
+
+A step never waits for the device: the training set sits on it (``data.resident``), batches are gathered there,
+and the loss terms stay device tensors, summed there and brought to the host once per ``run.log_every`` steps and
+at the epoch's end, so that a GPU queues step after step at its own pace.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from fastshower.data.dataset import ResumableSampler, ShowerDataset, ShowerTransform, split_indices
-from fastshower.data.readers import binning_from_text
+from fastshower.data.dataset import DeviceShowers, ResumableSampler, ShowerDataset, ShowerTransform, split_indices
+from fastshower.data.readers import layout_from_options
 from fastshower.errors import ConfigError
 from fastshower.models import build_model
 from fastshower.train import checkpoint as ck
@@ -132,7 +137,7 @@ class Trainer:
         self.transform = ShowerTransform(d.power, d.scale)
         # the cell-spectrum term's thresholds in the space the networks see (the transform is monotonic)
         self.cell_thresholds = self.transform(torch.tensor(CELL_THRESHOLDS_MeV) / 1000.0).to(self.device)
-        self.binning = binning_from_text(d.binning, "data.binning")
+        self.binning = layout_from_options(d.binning, d.mapping, ("data.binning", "data.mapping"))
         self.dataset = ShowerDataset.from_file(d.path, self.transform, d.max_in_memory_gb, d.max_showers,
                                                self.binning)
         self.train_idx, self.val_idx = split_indices(len(self.dataset), d.validation_fraction, self.cfg.run.seed)
@@ -152,6 +157,20 @@ class Trainer:
         self.loader = DataLoader(self.dataset, batch_size=bs, sampler=self.sampler, drop_last=True,
                                  num_workers=self.cfg.run.num_workers, generator=torch.Generator().manual_seed(0),
                                  pin_memory=self.device.type == "cuda")
+        self.resident = self._device_showers()
+
+    def _device_showers(self) -> DeviceShowers | None:
+        """The training set on the training device (``data.resident``), or None for the DataLoader's path."""
+        if not self.cfg.data.resident or self.dataset.lazy:
+            return None
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            need = DeviceShowers.nbytes(self.dataset)
+            if need > free / 2:  # the networks' activations at large batches need the rest
+                logger.info("%s: %.1f GiB of showers > half the GPU's free %.1f GiB: batches come from the host",
+                            self.cfg.data.path, need / 2**30, free / 2**30)
+                return None
+        return self.dataset.to_device(self.device)
 
     def _build_models(self, ckpt: dict[str, Any] | None) -> None:
         m, run, info = self.cfg.model, self.cfg.run, self.info
@@ -189,16 +208,18 @@ class Trainer:
     def _build_optim(self) -> None:
         o = self.cfg.optim
         lr = dd.scaled_lr(o.lr, self.info, o.lr_scale_with_world)
-        world_scale = lr / o.lr
+        if o.lr_reference_batch:
+            lr *= o.batch_size / o.lr_reference_batch
+        scale = lr / o.lr
         warmup = round(o.warmup_epochs * self.steps_per_epoch)
 
         def make(params: Any) -> torch.optim.Optimizer:
-            if o.name == "adam":
-                return torch.optim.Adam(params, lr=lr)
+            if o.name == "adam":  # one fused kernel per step on a GPU (RMSprop's default there is foreach)
+                return torch.optim.Adam(params, lr=lr, fused=True if self.device.type == "cuda" else None)
             return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)  # Keras RMSprop defaults (rho, eps)
 
         self.opt = {"generator": make(self.gen.parameters()), "discriminator": make(self.disc.parameters())}
-        self.sched = {k: torch.optim.lr_scheduler.LambdaLR(v, lambda s: dd.warmup_factor(s, warmup, world_scale))
+        self.sched = {k: torch.optim.lr_scheduler.LambdaLR(v, lambda s: dd.warmup_factor(s, warmup, scale))
                       for k, v in self.opt.items()}
         fp16 = self.dtype == torch.float16
         self.scaler = {k: torch.amp.GradScaler("cuda", enabled=fp16) for k in self.opt}
@@ -257,22 +278,23 @@ class Trainer:
         # drawn on the CPU from the rank's own generator: the same numbers on any device
         return torch.randn(n, self.pair.latent_dim, generator=self.noise_gen).to(self.device)
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Two discriminator and two generator updates on one batch; returns the loss terms."""
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Two discriminator and two generator updates on one batch; returns the loss terms (0-d tensors on the
+        device, detached; :func:`host_values` brings them to the host)."""
         real = batch["showers"].to(self.device, non_blocking=True)
         if self.cfg.run.channels_last:
             real = real.contiguous(memory_format=torch.channels_last_3d)
         cond = {k: batch[k].to(self.device) for k in ("energy_GeV", "theta_rad", "particle")}
         n, flip = real.shape[0], self.cfg.optim.label_flip
         ones, zeros = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
-        logs: dict[str, float] = {}
+        logs: dict[str, torch.Tensor] = {}
 
         with self._autocast():
             out = self.disc_t(real)
         loss, parts = gan_loss(out, self._targets(flip_labels(ones, flip, self.flip_gen), cond,
                                                   real.sum(dim=(1, 2, 3, 4))), self.weights)
         self._update("discriminator", loss)
-        logs.update({"d_real": float(loss.detach())} | {f"d_real_{k}": v for k, v in parts.items()})
+        logs.update({"d_real": loss.detach()} | {f"d_real_{k}": v for k, v in parts.items()})
 
         with torch.no_grad(), self._autocast():
             fake = self.gen(self._noise(n), *model_conditions(cond, slice(None), self.n_particles, self.device))
@@ -281,7 +303,7 @@ class Trainer:
         loss, parts = gan_loss(out, self._targets(flip_labels(zeros, flip, self.flip_gen), cond,
                                                   self.ecal_fit(cond["energy_GeV"])), self.weights)
         self._update("discriminator", loss)
-        logs.update({"d_fake": float(loss.detach())} | {f"d_fake_{k}": v for k, v in parts.items()})
+        logs.update({"d_fake": loss.detach()} | {f"d_fake_{k}": v for k, v in parts.items()})
 
         self.disc.requires_grad_(False)  # the discriminator is only a fixed critic in the generator steps
         try:
@@ -297,9 +319,9 @@ class Trainer:
                 if self.weights.cells > 0:  # against the real showers of the same conditions
                     cells = cell_spectrum_loss(generated, real[pick], self.cell_thresholds)
                     loss = loss + self.weights.cells * cells
-                    parts["cells"] = float(cells.detach())
+                    parts["cells"] = cells.detach()
                 self._update("generator", loss)
-                logs[f"g{i}"] = float(loss.detach())
+                logs[f"g{i}"] = loss.detach()
                 if i == 1:
                     logs.update({f"g_{k}": v for k, v in parts.items()})
         finally:
@@ -332,26 +354,28 @@ class Trainer:
         while self.epoch < epochs:
             self.sampler.set_epoch(self.epoch)
             self.sampler.set_start(self.samples_in_epoch)
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}
             t0, n0 = time.perf_counter(), self.batch_in_epoch
             bar = self._bar()
-            for batch in self.loader:
+            for batch in self._batches():
                 logs = self.train_step(batch)
                 if self.dump_dir:
                     self.seen.extend(batch["index"].tolist())
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.samples_in_epoch += batch["showers"].shape[0]
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in logs.items():  # on the device, in double: no wait, no rounding over an epoch
+                    sums[k] = sums[k] + v.double() if k in sums else v.double()
                 rate = (self.batch_in_epoch - n0) * self.cfg.optim.batch_size * self.info.world_size / max(
                     time.perf_counter() - t0, 1e-9)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(d=f"{logs['d_real']:.3g}", g=f"{logs['g1']:.3g}", rate=f"{rate:.0f}/s")
                 if self.step % run.log_every == 0:
+                    values = host_values(logs)  # the only wait for the device in log_every steps
+                    if bar is not None:
+                        bar.set_postfix(d=f"{values['d_real']:.3g}", g=f"{values['g1']:.3g}", rate=f"{rate:.0f}/s")
                     self._log({"kind": "step", "epoch": self.epoch, "step": self.step,
-                               "lr": self.sched["generator"].get_last_lr()[0], "showers_per_s": rate, **logs})
+                               "lr": self.sched["generator"].get_last_lr()[0], "showers_per_s": rate, **values})
                 if run.max_steps is not None and self.step >= run.max_steps:
                     self._save()
                     if bar is not None:
@@ -369,6 +393,16 @@ class Trainer:
             if self.epoch < epochs and self._out_of_time(last_save - started, epoch_seconds):
                 return False
         return True
+
+    def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's batches for the rest of the epoch (the sampler's order, ``drop_last``): gathered on the
+        device from the resident set, else through the DataLoader."""
+        if self.resident is None:
+            yield from self.loader
+            return
+        indices, bs = self.sampler.rank_indices()[self.sampler.start :], self.cfg.optim.batch_size
+        for b in range(len(indices) // bs):
+            yield self.resident.batch(indices[b * bs : (b + 1) * bs])
 
     def _out_of_time(self, elapsed_s: float, epoch_s: float) -> bool:
         """True when another epoch (forecast: as long as the last one) would end past ``run.time_limit_minutes``;
@@ -388,12 +422,12 @@ class Trainer:
         return tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, unit="batch", file=sys.stderr,
                     desc=f"epoch {self.epoch + 1}/{self.cfg.optim.epochs}", dynamic_ncols=True)
 
-    def _end_epoch(self, sums: dict[str, float], seconds: float) -> None:
+    def _end_epoch(self, sums: dict[str, torch.Tensor], seconds: float) -> None:
         dd.average_buffers(self.gen, self.info)
         dd.average_buffers(self.disc, self.info)
         n = max(self.batch_in_epoch, 1)
         record: dict[str, Any] = {"kind": "epoch", "epoch": self.epoch, "step": self.step, "seconds": seconds,
-                                  **{k: v / n for k, v in sums.items()}}
+                                  **{k: v / n for k, v in host_values(sums).items()}}
         every, is_best = self.cfg.run.physics_check_every, False
         if self.real_val is not None and every and (self.epoch + 1) % every == 0:
             real, cond, summary = self.real_val
@@ -481,6 +515,14 @@ class Trainer:
                   "weights_sha256": ck.state_hash(self.gen, self.disc), "indices": self.seen,
                   "train_indices": self.train_idx.tolist()}
         (out / f"rank{self.info.rank}.json").write_text(json.dumps(record))
+
+
+def host_values(tensors: dict[str, torch.Tensor]) -> dict[str, float]:
+    """0-d tensors (on one device) as Python floats, with a single transfer."""
+    if not tensors:
+        return {}
+    values = torch.stack([t.double() for t in tensors.values()]).tolist()
+    return dict(zip(tensors, values, strict=True))
 
 
 def _energy_range(attrs: dict[str, Any], energies: Any) -> tuple[float, float]:
