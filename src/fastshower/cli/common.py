@@ -45,6 +45,21 @@ class Context:
                 "command again to resume, or delete it to start over")
 
 
+def add_layout_options(p: argparse.ArgumentParser, what: str = "input files") -> None:
+    """``--binning`` and ``--mapping``: the description of shower files that do not carry their own."""
+    p.add_argument("--binning", help=f"binning of CaloChallenge {what}: the challenge's XML or "
+                   "N_LAYERS,N_ALPHA,N_RADIAL (other formats ignore it)")
+    p.add_argument("--mapping", metavar="YAML", help=f"mapping of ROOT {what}: tree, branches and readout grid "
+                   "(docs/byo.md; other formats ignore it)")
+
+
+def layout(args: argparse.Namespace) -> Any:
+    """The layout description from ``--binning`` / ``--mapping`` (None when neither is given)."""
+    from fastshower.data.readers import layout_from_options
+
+    return layout_from_options(args.binning, args.mapping)
+
+
 def check_seed(seed: int, option: str = "--seed") -> int:
     """A run seed: an integer in [0, 2**63) (numpy's seed sequences refuse negative ones)."""
     if not 0 <= seed < 2**63:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from fastshower import __version__
-from fastshower.cli.common import Context, check_output_file, check_seed, progress
+from fastshower.cli.common import Context, add_layout_options, check_output_file, check_seed, layout, progress
 from fastshower.config import read_mapping
 from fastshower.errors import ConfigError
 
@@ -212,8 +212,10 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
 def add_merge(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower merge``."""
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILE",
-                   help="fastshower files of the same detector and physics settings, joined in this order")
-    p.add_argument("--out", required=True, type=Path, help="output HDF5 file")
+                   help="shower files of the same detector and physics settings (any readable format: "
+                   "fastshower, 3DGAN, CaloChallenge with --binning, ROOT with --mapping), joined in this order")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (fastshower format)")
+    add_layout_options(p, "inputs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
@@ -222,7 +224,7 @@ def run_merge(args: argparse.Namespace, ctx: Context) -> int:
     from fastshower.data import inspect_showers, merge_showers
 
     check_output_file(args.out, args.overwrite)
-    out = merge_showers(args.inputs, args.out, overwrite=args.overwrite)
+    out = merge_showers(args.inputs, args.out, overwrite=args.overwrite, binning=layout(args))
     print(f"{out}: {inspect_showers(out)['n']} showers from {len(args.inputs)} files")
     return 0
 
@@ -232,15 +234,8 @@ def run_merge(args: argparse.Namespace, ctx: Context) -> int:
 
 def add_inspect(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower inspect``."""
-    p.add_argument("file", type=Path, help="shower file (fastshower, 3DGAN or CaloChallenge HDF5)")
-    p.add_argument("--binning",
-                   help="CaloChallenge binning: the challenge's XML file or N_LAYERS,N_ALPHA,N_RADIAL")
-
-
-def _binning(text: str | None) -> Any:
-    from fastshower.data.readers import binning_from_text
-
-    return binning_from_text(text)
+    p.add_argument("file", type=Path, help="shower file (fastshower, 3DGAN or CaloChallenge HDF5, or ROOT)")
+    add_layout_options(p, "files")
 
 
 def _energy_range(path: Path, info: dict[str, Any], binning: Any) -> tuple[float, float] | None:
@@ -266,7 +261,7 @@ def run_inspect(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower inspect``; returns the exit code."""
     from fastshower.data import inspect_showers
 
-    binning = _binning(args.binning)
+    binning = layout(args)
     info = inspect_showers(args.file, binning)
     attrs = info["attrs"]
     energy = _energy_range(args.file, info, binning)
@@ -282,7 +277,7 @@ def run_inspect(args: argparse.Namespace, ctx: Context) -> int:
     geometry = attrs.get("geometry")
     if isinstance(geometry, dict) and geometry:
         rows.append(("geometry", geometry.get("name", "?")))
-    for key in ("seed", "version", "request", "source_file", "binning"):
+    for key in ("seed", "version", "request", "source_file", "binning", "root"):
         if key in attrs:
             rows.append((key, attrs[key]))
     if info["ledger_keys"]:

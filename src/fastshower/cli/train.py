@@ -18,6 +18,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="training shower file (HDF5); overrides data.path")
     p.add_argument("--binning", help="binning of a CaloChallenge file: its XML or N_LAYERS,N_ALPHA,N_RADIAL; "
                    "overrides data.binning")
+    p.add_argument("--mapping", metavar="YAML", help="mapping of a ROOT training file (tree, branches, readout "
+                   "grid; docs/byo.md); overrides data.mapping")
     p.add_argument("--out", required=True, type=Path, help="run directory (log.jsonl, last.pt, best.pt)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--epochs", type=int, help="overrides optim.epochs")
@@ -41,8 +43,9 @@ def run_train(args: argparse.Namespace, ctx: Context) -> int:
             raise ConfigError("train: --config is required (unless --resume)")
         config_path = args.out / "resolved_config.yaml"
     overrides = {key: value for key, value in (
-        ("data.path", args.data), ("data.binning", args.binning), ("optim.epochs", args.epochs),
-        ("optim.batch_size", args.batch_size), ("optim.lr", args.lr), ("run.precision", args.precision),
+        ("data.path", args.data), ("data.binning", args.binning), ("data.mapping", args.mapping),
+        ("optim.epochs", args.epochs), ("optim.batch_size", args.batch_size), ("optim.lr", args.lr),
+        ("run.precision", args.precision),
         ("run.device", args.device),
         ("run.time_limit_minutes", args.time_limit),
     ) if value is not None}

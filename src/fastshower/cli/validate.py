@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastshower.cli.common import Context, check_seed
+from fastshower.cli.common import Context, add_layout_options, check_seed, layout
 from fastshower.errors import ConfigError
 
 
@@ -29,8 +29,12 @@ def add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
     p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
-    p.add_argument("--binning", help="binning of CaloChallenge inputs: the challenge's XML or "
-                   "N_LAYERS,N_ALPHA,N_RADIAL (other formats ignore it)")
+    p.add_argument("--community", action="store_true",
+                   help="also the community's metrics: CaloChallenge high-level features, separation powers and "
+                   "classifier, jetnet's FPD/KPD (minutes on a CPU; docs/validation.md)")
+    p.add_argument("--community-max-showers", type=int, default=2000, metavar="N",
+                   help="showers per sample for --community (default: %(default)s)")
+    add_layout_options(p, "inputs")
 
 
 def _edges(text: str, option: str, unit: str) -> list[float]:
@@ -46,7 +50,6 @@ def _edges(text: str, option: str, unit: str) -> list[float]:
 def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower validate``; returns the exit code."""
     from fastshower.data import inspect_showers
-    from fastshower.data.readers import binning_from_text
     from fastshower.validate.report import load_tolerances, run_validation
 
     # every option and input is checked before the work (generation, observables) starts
@@ -55,10 +58,12 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
         raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
     check_seed(args.seed)
+    if args.community_max_showers < 10:
+        raise ConfigError(f"--community-max-showers {args.community_max_showers}: must be at least 10")
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"{args.out}: exists and is not a directory")
     tolerances = load_tolerances(args.tolerances)
-    binning = binning_from_text(args.binning)
+    binning = layout(args)
     for path in (args.reference, args.candidate, args.reference2):
         if path is not None:
             inspect_showers(path, binning, require_binning=True)
@@ -73,7 +78,8 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
                              energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
                              tolerances=tolerances, classifier=not args.no_classifier,
-                             seed=args.seed, theta_edges_deg=theta_edges, binning=binning)
+                             seed=args.seed, theta_edges_deg=theta_edges, binning=binning,
+                             community=args.community, community_max_showers=args.community_max_showers)
     failed = [r for r in metrics["summary"] if r["pass"] is False]
     for note in metrics.get("notes", []):
         print(f"note: {note}")

@@ -1,4 +1,4 @@
-"""Join several fastshower HDF5 files of the same detector and physics into one (``fastshower merge``).
+"""Join several shower files of the same detector and physics into one fastshower file (``fastshower merge``).
 
 A production is often made in pieces (several seeds, several machines); training and validation read one
 file. Merging streams the inputs in batches (constant memory), refuses files that cannot belong together
@@ -14,23 +14,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fastshower.data.readers import inspect_showers, iter_showers
+from fastshower.data.readers import BinningSpec, inspect_showers, iter_showers
 from fastshower.data.writer import ShowerWriter
 from fastshower.errors import DataFormatError
 
 #: Attributes that must be identical in every input: showers made with different detectors or physics
 #: settings are different distributions and must not be mixed silently.
-MUST_AGREE = ("geometry", "physics")
+MUST_AGREE = ("geometry", "physics", "binning")
 
 
 def merge_showers(inputs: Sequence[str | Path], out: str | Path, overwrite: bool = False,
-                  batch_size: int = 256) -> Path:
+                  batch_size: int = 256, binning: BinningSpec | None = None) -> Path:
     """Concatenate the showers of ``inputs`` (in order) into the fastshower file ``out``; returns its path.
 
+    Inputs may be of any readable format (``binning``: the binning of CaloChallenge inputs or the mapping of ROOT
+    inputs): e.g. the pieces of a CaloChallenge data set become one file that needs no binning any more.
     Raises ``DataFormatError`` (one line naming the file) when fewer than two inputs are given, an input is
-    missing, unreadable or not a fastshower file, inputs disagree on cell shape, ledger keys, geometry or
-    physics, two inputs share a seed and production request, or ``out`` exists (without ``overwrite``) or is
-    one of the inputs.
+    missing or unreadable, inputs disagree on cell shape, ledger keys, geometry, physics or binning, two inputs
+    share a seed and production request, or ``out`` exists (without ``overwrite``) or is one of the inputs.
     """
     paths = [Path(p) for p in inputs]
     out = Path(out)
@@ -38,7 +39,7 @@ def merge_showers(inputs: Sequence[str | Path], out: str | Path, overwrite: bool
         raise DataFormatError(f"{out}: merging needs at least two input files (got {len(paths)})")
     if any(p.resolve() == out.resolve() for p in paths):
         raise DataFormatError(f"{out}: the output is also an input")
-    infos = [inspect_showers(p) for p in paths]
+    infos = [inspect_showers(p, binning, require_binning=True) for p in paths]
     _check_compatible(infos)
     first = infos[0]
     writer = ShowerWriter(out, sum(i["n"] for i in infos), tuple(first["cell_shape"]), _merged_attrs(infos),
@@ -46,7 +47,7 @@ def merge_showers(inputs: Sequence[str | Path], out: str | Path, overwrite: bool
     try:
         start = 0
         for path in paths:
-            for part in iter_showers(path, batch_size):
+            for part in iter_showers(path, batch_size, binning):
                 writer.write(start, part)
                 start += len(part)
         return writer.finalize()
@@ -60,9 +61,6 @@ def _check_compatible(infos: list[dict[str, Any]]) -> None:
     seen: dict[str, str] = {}
     for info in infos:
         path, attrs = info["path"], info["attrs"]
-        if info["format"] != "fastshower":
-            raise DataFormatError(f"{path}: is a {info['format']} file; merge takes fastshower files "
-                                  "(convert it with read_showers + write_showers first)")
         if info["cell_shape"] != first["cell_shape"]:
             raise DataFormatError(f"{path}: cell shape {tuple(info['cell_shape'])} differs from "
                                   f"{tuple(first['cell_shape'])} in {first['path']}")

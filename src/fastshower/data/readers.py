@@ -10,6 +10,12 @@ Supported layouts:
   (N, n_voxels), both in MeV, with voxel index ((layer * n_alpha) + alpha) * n_radial + r. These need the
   binning (the challenge's XML file, or (n_layers, n_alpha, n_radial)); the images become
   ``ecal[N, radial bin, alpha bin, layer]`` in GeV.
+* ``root``: ROOT files (flat ntuples of cell arrays, or EDM4hep ``SimCalorimeterHit`` collections voxelised by hit
+  position), read through uproot as described by a mapping file (``fastshower.data.root``).
+
+A file's layout is recognised from its content (ROOT's magic bytes, the HDF5 datasets), never from its name. Files
+that do not describe their own cells take that description as ``binning``: a CaloChallenge binning, or a
+``RootMapping`` for ROOT files (``--binning`` and ``--mapping`` on the command line; :func:`layout_from_options`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from fastshower.data.root import RootMapping, RootShowers, is_root_file, load_mapping
 from fastshower.data.schema import (
     FORMAT_NAME,
     SCHEMA_VERSION,
@@ -41,8 +48,8 @@ from fastshower.errors import ConfigError, DataFormatError
 logger = logging.getLogger(__name__)
 
 #: A binning description: path of a CaloChallenge binning XML, a dict with n_layers/n_alpha/n_radial
-#: (optionally r_edges_mm), or a tuple (n_layers, n_alpha, n_radial).
-BinningSpec = str | Path | Mapping[str, Any] | tuple[int, int, int]
+#: (optionally r_edges_mm), or a tuple (n_layers, n_alpha, n_radial); for a ROOT file, its ``RootMapping``.
+BinningSpec = str | Path | Mapping[str, Any] | tuple[int, int, int] | RootMapping
 
 _PDG_LIKE = (11, 22, 111, 211)
 _PARTICLE_PDG = {"electron": 11, "positron": -11, "photon": 22, "gamma": 22, "pion": 211, "pi0": 111}
@@ -95,6 +102,18 @@ def binning_from_text(text: str | None, option: str = "--binning") -> BinningSpe
         except ValueError:
             raise ConfigError(f"{option} '{text}': expected an XML file or N_LAYERS,N_ALPHA,N_RADIAL") from None
     return text
+
+
+def layout_from_options(binning: str | None, mapping: str | None, names: tuple[str, str] = ("--binning", "--mapping")
+                        ) -> BinningSpec | None:
+    """The layout description of the input files from the two options (at most one may be given): a CaloChallenge
+    binning (``binning``, see :func:`binning_from_text`) or a ROOT mapping file (``mapping``)."""
+    if binning and mapping:
+        raise ConfigError(f"{names[0]} and {names[1]}: give one (a binning for CaloChallenge HDF5 files, a mapping "
+                          "for ROOT files)")
+    if mapping:
+        return load_mapping(mapping)
+    return binning_from_text(binning, names[0])
 
 
 def load_binning(binning: BinningSpec) -> CylindricalBinning:
@@ -385,6 +404,31 @@ class _CaloChallengeReader(_Reader):
         return self.finish(ecal, energy, zeros, zeros.copy(), pdg, {}, ("showers", "incident_energies"))
 
 
+class _RootReader(_Reader):
+    fmt = "root"
+
+    def __init__(self, path: Path, mapping: RootMapping) -> None:
+        super().__init__(path, RootShowers(path, mapping))  # type: ignore[arg-type]
+        self.mapping = mapping
+        self.n, self.cell_shape = self.f.n, mapping.cell_shape
+        self.ledger_keys = ["outside_grid"] if mapping.format == "edm4hep" else []
+        self.attrs = {"format": self.fmt, "source_file": path.name, "root": mapping.as_attr()}
+
+    def read(self, start: int, stop: int) -> ShowerData:
+        ecal, cond, ledger = self.f.read(start, stop)  # type: ignore[attr-defined]
+        m = self.mapping
+        names = (m.cells.branch or f"{m.hits}.energy", m.energy.branch or f"{m.primary} (primary energy)")
+        return self.finish(ecal, cond["energy"], cond["theta"], cond["phi"], np.rint(cond["pdg"]).astype(np.int64),
+                           ledger, names)
+
+
+def _open_root(path: Path, binning: BinningSpec | None) -> _Reader:
+    if not isinstance(binning, RootMapping):
+        raise DataFormatError(f"{path}: ROOT file: pass --mapping FILE (YAML naming its tree, branches and grid; "
+                              "see docs/byo.md)")
+    return _RootReader(path, binning)
+
+
 def _keys(f: h5py.Group) -> str:
     keys = list(f.keys())
     return ", ".join(repr(k) for k in keys) if keys else "nothing"
@@ -396,6 +440,8 @@ def _open(path: str | Path, binning: BinningSpec | None, require_binning: bool =
         raise DataFormatError(f"{path}: no such file")
     if not path.is_file():
         raise DataFormatError(f"{path}: is not a file")
+    if is_root_file(path):
+        return _open_root(path, binning)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -407,6 +453,9 @@ def _open(path: str | Path, binning: BinningSpec | None, require_binning: bool =
                 f"{path}: unfinished production file ({done} of {f[DONE_KEY].shape[0]} showers written); "
                 "resume the job that writes it"
             )
+        if isinstance(binning, RootMapping):
+            logger.info("%s: HDF5 file, mapping %s ignored", path, binning.source)
+            binning = None
         fmt = f.attrs.get("format")
         if isinstance(fmt, bytes):
             fmt = fmt.decode()
@@ -479,7 +528,7 @@ def inspect_showers(path: str | Path, binning: BinningSpec | None = None,
                     require_binning: bool = False) -> dict[str, Any]:
     """Describe a shower file without loading the images.
 
-    Returns a dict with "path", "format" ("fastshower" | "3dgan" | "calochallenge"), "n" (number of showers),
+    Returns a dict with "path", "format" ("fastshower" | "3dgan" | "calochallenge" | "root"), "n" (showers),
     "cell_shape" ((nx, ny, nz), or None for a CaloChallenge file given no binning), "ledger_keys" and "attrs".
     ``require_binning``: a CaloChallenge file given no binning is a ``DataFormatError`` (as when reading it).
     """
