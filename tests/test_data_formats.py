@@ -527,3 +527,26 @@ def test_calochallenge_in_ours_and_out_again_gives_the_same_voxels(tmp_path: Pat
         np.testing.assert_allclose(b["incident_energies"][()], a["incident_energies"][()], rtol=1e-12)
     with pytest.raises(DataFormatError, match=r"do not match the binning's \(r, alpha, layer\)"):
         write_calochallenge(ours, tmp_path / "bad.hdf5", (4, 8, 16))
+
+
+@pytest.mark.parametrize("config", ["3dgan-tiny", "3dgan-clic"])
+def test_the_3dgan_trains_on_a_calochallenge_dataset_2_grid(tmp_path: Path, config: str) -> None:
+    """Data set 2's readout, 45 layers x 16 alpha x 9 radial (6,480 voxels), with the tiny and the full recipe."""
+    import fastshower
+    from fastshower.train import load_checkpoint, load_config, train
+
+    rng = np.random.default_rng(5)
+    energy_MeV = rng.uniform(1e3, 1e5, 24)
+    cells = rng.gamma(2.0, 1.0, (24, 45, 16, 9)) * np.exp(-np.arange(9) / 2.0)
+    cells *= (0.5 * energy_MeV / cells.sum(axis=(1, 2, 3)))[:, None, None, None]
+    with h5py.File(tmp_path / "ds2.hdf5", "w") as f:
+        f["showers"], f["incident_energies"] = cells.reshape(24, -1), energy_MeV[:, None]
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / f"configs/{config}.yaml", {
+        "data.path": str(tmp_path / "ds2.hdf5"), "data.binning": "45,16,9", "optim.batch_size": 4,
+        "optim.epochs": 1, "run.device": "cpu"})
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.finished and result.step == 5  # 21 training showers in batches of 4
+    assert load_checkpoint(tmp_path / "run/last.pt")["model"]["cell_shape"] == [9, 16, 45]
+    showers = fastshower.load(str(tmp_path / "run/generator.pt")).sample(energy=50.0, n=2, seed=1)
+    assert showers.shape == (2, 9, 16, 45) and np.all(showers >= 0)

@@ -132,6 +132,16 @@ def test_edm4hep_hits_are_voxelised_by_position_and_the_rest_is_booked(tmp_path,
     np.testing.assert_allclose(data.energy_GeV, [np.hypot(5.0, 0.000511), np.hypot(20.0, 0.000511)])
     np.testing.assert_allclose(data.theta_rad, [np.arctan2(3.0, 4.0), 0.0], atol=1e-12)
     assert data.pdg.tolist() == [11, -11]
+    constant = tmp_path / "constant.yaml"  # a value the mapping gives wins over the primary's
+    constant.write_text(edm4hep_mapping(tmp_path).read_text() + "pdg: 22\n")
+    assert read_showers(tmp_path / "events.root", binning=load_mapping(constant)).pdg.tolist() == [22, 22]
+
+
+def test_the_shipped_example_mappings_load() -> None:
+    folder = Path(__file__).parents[1] / "configs/mappings"
+    assert load_mapping(folder / "ntuple.yaml").cell_shape == (25, 25, 25)
+    edm = load_mapping(folder / "edm4hep-ecal.yaml")
+    assert (edm.hits, edm.primary, edm.grid[2].width_mm) == ("ECalBarrelCollection", "MCParticles", 6.0)
 
 
 def test_root_errors_name_the_file_the_key_and_what_was_expected(tmp_path) -> None:

@@ -48,7 +48,8 @@ _AXES = ("x", "y", "z")
 
 @dataclass(frozen=True)
 class Branch:
-    """One per-shower quantity: a branch name (or a constant ``value``) and the factor to GeV / rad."""
+    """One per-shower quantity: a branch name, or a constant ``value``, and the factor to GeV / rad (neither: not
+    given, 0 unless the EDM4hep primary gives it)."""
 
     branch: str = ""
     to_unit: float = 1.0
@@ -77,9 +78,9 @@ class RootMapping:
     tree: str
     cell_shape: tuple[int, int, int]
     energy: Branch
-    theta: Branch = field(default_factory=lambda: Branch(value=0.0))
-    phi: Branch = field(default_factory=lambda: Branch(value=0.0))
-    pdg: Branch = field(default_factory=lambda: Branch(value=0.0))
+    theta: Branch = field(default_factory=Branch)
+    phi: Branch = field(default_factory=Branch)
+    pdg: Branch = field(default_factory=Branch)
     cells: Branch = field(default_factory=Branch)
     order: tuple[str, str, str] = _AXES
     hits: str = ""
@@ -157,7 +158,7 @@ def _branch(tree: dict[str, Any], key: str, src: str, units: dict[str, float], d
     spec = tree.get(key)
     if spec is None:
         if optional:
-            return Branch(value=0.0)
+            return Branch()
         raise ConfigError(f"{src}: {key} is missing (a mapping {{branch, unit}})")
     if constant and isinstance(spec, int | float) and not isinstance(spec, bool):
         return Branch(value=float(spec))
@@ -227,8 +228,8 @@ class RootShowers:
         return ak.Array(self._branch(name).array(entry_start=start, entry_stop=stop, library="ak"))
 
     def _column(self, spec: Branch, start: int, stop: int) -> np.ndarray:
-        if spec.value is not None:
-            return np.full(stop - start, spec.value, np.float64)
+        if spec.value is not None or not spec.branch:
+            return np.full(stop - start, spec.value or 0.0, np.float64)
         import awkward as ak
 
         arr = self._array(spec.branch, start, stop)
@@ -253,9 +254,9 @@ class RootShowers:
             primary = self._primary(start, stop)
             if not (m.energy.branch or m.energy.value is not None):
                 conditions["energy"] = primary["energy"]
-            for key in ("theta", "phi", "pdg"):  # a branch named in the mapping wins over the primary's value
+            for key in ("theta", "phi", "pdg"):  # what the mapping names wins over the primary's value
                 spec = getattr(m, key)
-                if not spec.branch:
+                if not spec.branch and spec.value is None:
                     conditions[key] = primary[key]
         return ecal, conditions, ledger
 

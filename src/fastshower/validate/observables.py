@@ -11,6 +11,12 @@ Conventions (documented in ``docs/validation.md``):
   layer sum of that shower.
 - The incidence angle is ``atan(slope)`` of an energy-weighted least-squares line through the per-layer
   y-barycentres versus layer depth (mm with a geometry, cell units otherwise: then it is not a physical angle).
+- A cylindrical readout (a CaloChallenge binning in ``attrs["binning"]``, cells (r, alpha, layer)) has other
+  transverse axes: the "x" moments are radial, in mm at the radial bins' midpoints (bin units without radial edges),
+  the "y" moments are circular in alpha (periodic: the energy-weighted circular mean ``atan2(sum E sin a,
+  sum E cos a)`` and the circular standard deviation ``sqrt(-2 ln R)``, rad, alpha bin centres from -pi as the
+  challenge's); ``centre_mm`` / ``width_mm`` hold the challenge's centre and width in x = r cos(alpha),
+  y = r sin(alpha) and NaN in depth (the binning gives no layer depths), and the angle is NaN.
 """
 
 from __future__ import annotations
@@ -80,6 +86,14 @@ class Observables:
     angle_rad: np.ndarray  # atan(slope) of the y-barycentre vs depth fit
     spatial_unit: str = "mm"  # "mm" when the geometry was used for the angle, otherwise "cell"
     threshold_GeV: float = DEFAULT_THRESHOLD_GeV
+    axis_labels: tuple[str, str, str] = ("x [cell]", "y [cell]", "z [layer]")  # the moments' axes and units
+
+    def label(self, name: str) -> str:
+        """Axis label of a scalar observable, with the units of this readout."""
+        kind, _, axis = name.partition("_")
+        if kind in ("centre", "width") and axis in "xyz" and axis:
+            return f"{'centre of energy' if kind == 'centre' else 'width'} {self.axis_labels['xyz'.index(axis)]}"
+        return SCALAR_OBSERVABLES.get(name, name)
 
     def __len__(self) -> int:
         return int(self.energy_GeV.shape[0])
@@ -182,7 +196,13 @@ def compute_observables(
     cz, wz = _moments(long, iz, total)
 
     pitch, depths = layer_geometry(data.attrs.get("geometry"), (nx, ny, nz))
-    if pitch is not None and depths is not None:
+    binning = data.attrs.get("binning")
+    axis_labels = ("x [cell]", "y [cell]", "z [layer]")
+    if isinstance(binning, Mapping) and binning.get("kind") == "cylindrical":
+        cx, wx, cy, wy, centre_mm, width_mm, r_unit = _cylindrical_moments(ecal, xprof, yprof, total, binning)
+        angle, unit = np.full(n, np.nan), "cell"
+        axis_labels = (f"r [{r_unit}]", "alpha [rad]", "z [layer]")
+    elif pitch is not None and depths is not None:
         ys_mm = (iy - (ny - 1) / 2) * pitch
         mz = _moments(long, depths, total)
         centre_mm = np.stack([(cx - (nx - 1) / 2) * pitch, (cy - (ny - 1) / 2) * pitch, mz[0]], axis=1)
@@ -212,8 +232,31 @@ def compute_observables(
         centre_x=cx, centre_y=cy, centre_z=cz, width_x=wx, width_y=wy, width_z=wz,
         centre_mm=centre_mm, width_mm=width_mm, n_hits=n_hits, spectrum=spectrum,
         max_layer=max_layer, start_layer=start_layer, angle_rad=angle, spatial_unit=unit,
-        threshold_GeV=float(threshold_GeV),
+        threshold_GeV=float(threshold_GeV), axis_labels=axis_labels,
     )
+
+
+def _cylindrical_moments(ecal: np.ndarray, r_profile: np.ndarray, alpha_profile: np.ndarray, total: np.ndarray,
+                         binning: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+    """Radial moments (mm, or radial bins without edges), circular alpha moments (rad) and the challenge's
+    x/y centre and width (mm) of showers on (r, alpha, layer) cells (see the module docstring)."""
+    n, nr, na, _ = ecal.shape
+    edges = binning.get("r_edges_mm")
+    r = 0.5 * (np.asarray(edges[1:], float) + np.asarray(edges[:-1], float)) if edges else np.arange(nr, dtype=float)
+    alpha = -np.pi + (np.arange(na) + 0.5) * 2 * np.pi / na
+    cr, wr = _moments(r_profile, r, total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c, s = alpha_profile @ np.cos(alpha), alpha_profile @ np.sin(alpha)
+        length = np.hypot(c, s) / total
+        ca = np.arctan2(s, c)
+        wa = np.sqrt(-2.0 * np.log(np.clip(length, 1e-300, 1.0)))
+    ca, wa = np.where(total > 0, ca, np.nan), np.where(total > 0, wa, np.nan)
+    transverse = ecal.sum(axis=3, dtype=np.float64).reshape(n, -1)  # (N, nr * na)
+    rr, aa = np.meshgrid(r, alpha, indexing="ij")
+    centre_mm, width_mm = np.full((n, 3), np.nan), np.full((n, 3), np.nan)
+    for k, coord in enumerate((rr * np.cos(aa), rr * np.sin(aa))):
+        centre_mm[:, k], width_mm[:, k] = _moments(transverse, coord.reshape(-1), total)
+    return cr, wr, ca, wa, centre_mm, width_mm, "mm" if edges else "radial bin"
 
 
 def compute_observables_file(

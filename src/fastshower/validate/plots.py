@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fastshower.validate.metrics import histograms, shared_edges  # noqa: E402
-from fastshower.validate.observables import SCALAR_OBSERVABLES, SPECTRUM_EDGES, Observables  # noqa: E402
+from fastshower.validate.observables import SPECTRUM_EDGES, Observables  # noqa: E402
 
 STYLE = hep.style.CMS
 # the CMS style asks for a 'cursive' font family that most machines lack; the fallback is fine, the warning noise
@@ -82,7 +82,8 @@ def plot_profile(ref: Observables, cand: Observables, which: str, title: str = "
         fig, (ax,), (rax,) = _figure()
         (m1, e1), (m2, e2) = _mean_profile(getattr(ref, which)), _mean_profile(getattr(cand, which))
         edges = np.arange(m1.size + 1) - 0.5
-        xlabel = {"long_profile": "layer", "x_profile": "x [cell]", "y_profile": "y [cell]"}[which]
+        xlabel = {"long_profile": "layer", "x_profile": ref.axis_labels[0].split(" [")[0] + " [bin]",
+                  "y_profile": ref.axis_labels[1].split(" [")[0] + " [bin]"}[which]
         _overlay(ax, rax, edges, (m1, m2), (e1, e2), xlabel, "mean energy [GeV]", title, log=True)
     return fig
 
@@ -92,18 +93,19 @@ def plot_distribution(ref: Observables, cand: Observables, name: str, title: str
     with plt.style.context(STYLE):
         fig, (ax,), (rax,) = _figure()
         edges, vals, errs = _density(getattr(ref, name).astype(float), getattr(cand, name).astype(float))
-        _overlay(ax, rax, edges, vals, errs, SCALAR_OBSERVABLES.get(name, name), "normalised", title)
+        _overlay(ax, rax, edges, vals, errs, ref.label(name), "normalised", title)
     return fig
 
 
 def plot_moments(ref: Observables, cand: Observables, kind: str = "centre", title: str = "") -> Figure:
-    """Distributions of the first ("centre") or second ("width") moments along x, y and z, in cells."""
+    """Distributions of the first ("centre") or second ("width") moments along the three axes (cells, or r in mm
+    and alpha in rad for a cylindrical readout)."""
     with plt.style.context(STYLE):
         fig, axes, raxes = _figure(3)
         for ax, rax, axis in zip(axes, raxes, "xyz", strict=True):
             name = f"{kind}_{axis}"
             edges, vals, errs = _density(getattr(ref, name), getattr(cand, name))
-            _overlay(ax, rax, edges, vals, errs, SCALAR_OBSERVABLES[name], "normalised", title)
+            _overlay(ax, rax, edges, vals, errs, ref.label(name), "normalised", title)
     return fig
 
 

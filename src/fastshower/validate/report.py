@@ -227,6 +227,27 @@ def _run_classifiers(paths: dict[str, Path], obs: dict[str, Observables], idx: d
     return out
 
 
+def _community(paths: dict[str, Path], idx: dict[str, np.ndarray], attrs: Mapping[str, Any], seed: int,
+               max_showers: int, classifier: bool, binning: BinningSpec | None = None) -> dict[str, Any]:
+    """The community's metrics (``validate.community``) of the candidate and of the floor pair against reference
+    half A, on at most ``max_showers`` showers a sample."""
+    from fastshower.validate.community import CONVENTION, community_metrics, transverse_grid
+
+    t0 = time.perf_counter()
+    cells = {}
+    for key in ("ref", "cand", "floor"):
+        index = idx[key][:max_showers]
+        data = read_showers(paths[key], 0, int(index.max()) + 1, binning)
+        cells[key] = (data.ecal[index], data.energy_GeV[index])
+    grid = transverse_grid(tuple(cells["ref"][0].shape[1:]), dict(attrs))  # type: ignore[arg-type]
+    out: dict[str, Any] = {"convention": CONVENTION, "transverse_unit": grid.unit,
+                           "calochallenge_dataset": grid.dataset or None, "max_showers": max_showers}
+    for name, other in (("value", "cand"), ("floor", "floor")):
+        out[name] = community_metrics(*cells["ref"], *cells[other], grid, seed=seed, classifier=classifier)
+    logger.info("community metrics done in %.1f s", time.perf_counter() - t0)
+    return out
+
+
 def run_validation(
     reference: str | Path,
     candidate: str | Path,
@@ -240,10 +261,14 @@ def run_validation(
     plots: bool = True,
     theta_edges_deg: Sequence[float] | None = None,
     binning: BinningSpec | None = None,
+    community: bool = False,
+    community_max_showers: int = 2000,
 ) -> dict[str, Any]:
     """Compute every metric, write ``out/metrics.json``, ``out/index.html`` and ``out/plots/*.png``.
 
     Bins: all showers, each energy bin, and (with ``theta_edges_deg``) each incidence-angle bin over all energies.
+    ``community``: also the CaloChallenge's metrics and jetnet's FPD/KPD (``validate.community``; its classifiers
+    only with ``classifier``), on the first ``community_max_showers`` showers of each sample.
 
     Returns the metrics dict (as written to JSON). Raises ``DataFormatError`` for unreadable or incompatible
     files, ``ConfigError`` for bad options.
@@ -294,6 +319,8 @@ def run_validation(
     results = _run_classifiers(paths, obs, idx, seed, binning) if classifier else {}
     classifier_out = {lvl: {"value": r["value"], "floor": r["floor"]} for lvl, r in results.items()}
     summary = summarise(bins, classifier_out, tol)
+    community_out = (_community(paths, idx, infos["ref"]["attrs"], seed, community_max_showers, classifier, binning)
+                     if community else None)
     metrics = {
         "reference": str(paths["ref"]),
         "candidate": str(paths["cand"]),
@@ -311,6 +338,8 @@ def run_validation(
         "classifier": classifier_out,
         "notes": notes,
     }
+    if community_out is not None:
+        metrics["community"] = community_out
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     images = _make_plots(sub, selections, edges, bins, out / "plots") if plots else []
@@ -400,6 +429,33 @@ def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[s
             "model vs reference): part of every difference from the reference is the change of physics, not the model"]
 
 
+def _community_html(c: Mapping[str, Any]) -> str:
+    """The community-metrics section: each number beside its floor (reference half B against half A)."""
+    e = html.escape
+    v, f = c["value"], c["floor"]
+    rows = [("FPD (jetnet)", f"{_fmt(v['fpd'])} &plusmn; {_fmt(v['fpd_err'])}",
+             f"{_fmt(f['fpd'])} &plusmn; {_fmt(f['fpd_err'])}"),
+            ("KPD (jetnet)", f"{_fmt(v['kpd'])} &plusmn; {_fmt(v['kpd_err'])}",
+             f"{_fmt(f['kpd'])} &plusmn; {_fmt(f['kpd_err'])}"),
+            ("mean separation power of the high-level histograms", _fmt(v["separation_power"]["mean"]),
+             _fmt(f["separation_power"]["mean"]))]
+    for level in ("low", "high"):
+        if "classifier" in v:
+            cv, cf = v["classifier"][level], f["classifier"][level]
+            rows.append((f"classifier AUC, {level}-level inputs", _fmt(cv["auc"]), _fmt(cf["auc"])))
+            rows.append((f"classifier JSD, {level}-level inputs", _fmt(cv["jsd"]), _fmt(cf["jsd"])))
+    dataset = c.get("calochallenge_dataset")
+    table = "".join(f"<tr><td style='text-align:left'>{e(name)}</td><td>{a}</td><td>{b}</td></tr>"
+                    for name, a, b in rows)
+    return (f"<h2>Community metrics</h2><p>In the conventions of the {e(c['convention'])}, beside fastshower's own "
+            f"above; transverse coordinates in {e(c['transverse_unit'])}"
+            f"{f', the challenge binning of its data set {e(dataset)}' if dataset else ''}. At most "
+            f"{c['max_showers']} showers a sample (the challenge used 100,000: a classifier trained on fewer "
+            "showers tells less apart, and FPD carries a finite-sample offset, so compare with the floor "
+            f"first).</p><table><tr><th>metric</th><th>value ({v['n']['generated']} vs "
+            f"{v['n']['reference']})</th><th>floor (MC vs MC)</th></tr>{table}</table>")
+
+
 def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) -> str:
     """Self-contained report page: summary table, per-bin tables, embedded PNG figures (no scripts)."""
     e = html.escape
@@ -441,9 +497,11 @@ def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) 
             f = {**b["floor"]["mean_rel_err"], **b["floor"]["response"]}[name]
             parts.append(f"<tr><td>{e(name)}</td><td>{_fmt(v)} ({_fmt(f)})</td></tr>")
         parts.append("</table>")
+    if metrics.get("community"):
+        parts.append(_community_html(metrics["community"]))
     if metrics["classifier"]:
-        parts.append("<h2>Classifier test</h2><table><tr><th>inputs</th><th>AUC</th><th>JSD</th><th>epochs</th>"
-                     "</tr>")
+        parts.append("<h2>Classifier test (fastshower's)</h2><table><tr><th>inputs</th><th>AUC</th><th>JSD</th>"
+                     "<th>epochs</th></tr>")
         for level, r in metrics["classifier"].items():
             v, f = r["value"], r["floor"]
             parts.append(f"<tr><td>{e(level)}-level</td><td>{_fmt(v['auc'])} ({_fmt(f['auc'])})</td>"
