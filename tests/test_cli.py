@@ -297,3 +297,32 @@ def test_run_demo_compares_with_a_model(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"^model 'no-such-model': no such file and not a shipped model"):
         run_demo(tmp_path / "demo2", n_per_energy=2, energies=(1,), model="no-such-model")
     assert not (tmp_path / "demo2").exists()
+
+
+def test_models_lists_the_shipped_models_with_their_conditions(capsys) -> None:
+    from fastshower.cli import main
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "detector", "particles", "energy", "[GeV]", "theta", "[deg]", "cells"]
+    assert lines[1].split() == ["3dgan-clic-electrons", "clic", "e-", "10-510", "0-0", "25x25x25"]
+
+
+def test_progress_without_a_terminal_is_a_log_line_every_30_s_and_at_the_end(caplog, monkeypatch) -> None:
+    import logging
+
+    from fastshower.cli import common
+
+    now = [0.0]
+    monkeypatch.setattr(common.sys.stderr, "isatty", lambda: False, raising=False)
+    bar = common.progress(100, 10, quiet=False, what="out.h5")
+    bar.clock = lambda: now[0]
+    bar.started = bar.last = 0.0
+    with caplog.at_level(logging.INFO, logger="fastshower.progress"):
+        for _ in range(9):
+            now[0] += 10.0
+            bar.update(10)
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastshower.progress"]
+    assert lines == ["out.h5: 40/100 showers done, 1.0 showers/s", "out.h5: 70/100 showers done, 1.0 showers/s",
+                     "out.h5: 100/100 showers done, 1.0 showers/s", "out.h5: 100/100 showers done, 1.0 showers/s"]

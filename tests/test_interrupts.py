@@ -8,7 +8,7 @@ import signal
 import pytest
 import torch
 
-from fastshower.atomic import FILE_MODE, atomic_write, atomic_write_text
+from fastshower.atomic import atomic_write, atomic_write_text, file_mode
 from fastshower.interrupts import Terminated, deferred_interrupts, terminate_as_interrupt
 
 
@@ -80,4 +80,10 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(OSError, match="No space left"):
         atomic_write(path, fails)
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
-    assert path.stat().st_mode & 0o777 == FILE_MODE  # shared like any output, not private like mkstemp's files
+    assert path.stat().st_mode & 0o777 == file_mode()  # the umask's mode, not private like mkstemp's files
+    old = os.umask(0o077)
+    try:
+        atomic_write_text(path, "private")
+        assert path.stat().st_mode & 0o777 == 0o600  # a user who asks for private files gets them
+    finally:
+        os.umask(old)

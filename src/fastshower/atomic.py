@@ -18,8 +18,13 @@ from typing import IO
 
 from fastshower.interrupts import deferred_interrupts
 
-#: Outputs are meant to be shared (mkstemp alone would make them private to the user).
-FILE_MODE = 0o644
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open``: 0o666 less the process's umask (mkstemp alone would make outputs
+    private to the user, 0o600, whatever the umask says)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
@@ -45,7 +50,7 @@ def atomic_output(path: str | Path, fill: Callable[[Path], object]) -> Path:
             fill(tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.chmod(tmp, FILE_MODE)
+            os.chmod(tmp, file_mode())
             os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

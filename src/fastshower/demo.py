@@ -79,6 +79,7 @@ def run_demo(
     attrs = {"geometry": calorimeter.to_dict(), "physics": settings.to_dict(), "seed": int(seed),
              "request": request, "version": __version__}
 
+    _warm_up(calorimeter, settings, primaries, seed)
     h5_path = out_dir / "mc_demo.h5"
     images = np.zeros((total, *calorimeter.cell_shape), dtype=np.float32)
     ledgers = {key: np.zeros(total) for key in (*LEDGER_KEYS, "available")}
@@ -124,7 +125,7 @@ def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_row
     """Generate the reference's showers with ``model``, print the speed-up and validate (``sampler``: the model
     already loaded, if it is)."""
     from fastshower.generate import generate_like, load
-    from fastshower.validate.report import run_validation
+    from fastshower.validate.report import run_validation, verdict_line
 
     sampler = sampler or load(model)
     sampler.sample(energy=mc_rows[0]["energy_GeV"], n=8, seed=seed, precision="bf16")  # warm-up (kernel choice)
@@ -140,6 +141,7 @@ def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_row
            "report": str(out_dir / "report" / "index.html"), "passed": metrics["passed"],
            "n_checks": len(metrics["summary"]),
            "n_pass": sum(1 for r in metrics["summary"] if r["pass"] is True), "bins": [],
+           "verdict_line": verdict_line(metrics),
            "notes": list(metrics.get("notes", []))}
     for b in metrics["bins"]:
         if "metrics" not in b:
@@ -162,16 +164,29 @@ def _bin_edges(energies: list[float]) -> list[float]:
     return [points[0] / 2.0, *mids, points[-1] * 2.0]
 
 
+def _warm_up(calorimeter: Any, settings: PhysicsSettings, primaries: Primaries, seed: int) -> None:
+    """One shower in this process before anything is timed: numba compiles the transport on a first run (tens of
+    seconds) and caches it on disk, where the timed workers then find it."""
+    print("warming up the Monte Carlo (on a first run numba compiles its kernels and caches them; later runs load "
+          "them in seconds)", flush=True)
+    for _ in run_production(calorimeter, settings, primaries, seed, [(0, 1)], 1, None):
+        pass
+
+
 def _print_model(out: dict[str, Any]) -> None:
     print(f"fast model {out['model']}: {out['gen_ms_per_shower']:.2f} ms per shower (bf16, 2 threads) vs the "
           f"Monte Carlo's {out['mc_ms_per_shower']:.1f} ms (all cores): {out['speedup']:,.0f}x faster")
+    print("  (generation includes reading the reference and writing HDF5; the model alone: `fastshower bench --model "
+          f"{out['model']}`)")
+    print("energy bins: one per demo energy, edges at the geometric midpoints between them; relative differences, "
+          "floor = the same number for two halves of the MC sample:")
     print(f"{'bin [GeV]':>12} {'response diff':>14} {'(MC floor)':>11} {'long. profile err':>18} {'(MC floor)':>11}")
     for b in out["bins"]:
-        print(f"{b['label']:>12} {b['response_rel_diff']:>14.3f} {b['response_floor']:>11.3f} "
-              f"{b['long_profile_err']:>18.3f} {b['long_profile_floor']:>11.3f}")
+        print(f"{b['label']:>12} {b['response_rel_diff']:>14.3g} {b['response_floor']:>11.3g} "
+              f"{b['long_profile_err']:>18.3g} {b['long_profile_floor']:>11.3g}")
     for level, (auc, floor) in out["classifier"].items():
         print(f"classifier AUC ({level}-level inputs): {auc:.3f} (MC vs MC: {floor:.3f}; 0.5 = indistinguishable)")
-    print(f"validation: {out['n_pass']} of {out['n_checks']} checks pass; report: {out['report']}")
+    print(f"validation: {out['verdict_line']}; report: {out['report']}")
     for note in out["notes"]:
         print(f"note: {note}")
 
@@ -202,6 +217,7 @@ def _print_table(result: dict[str, Any]) -> None:
     rows = result["per_energy"]
     print(f"fastshower demo: e- on '{result['geometry']}', {rows[0]['n']} showers per energy, "
           f"{result['workers']} workers")
+    print("sampling fraction: mean +- standard deviation over the showers; sigma/mean: of the summed deposit")
     print(f"{'E [GeV]':>8} {'showers/s':>10} {'ms/shower':>10} {'sampling fraction':>20} {'sigma/mean':>11} "
           f"{'ledger err':>11}")
     for r in rows:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastshower.atomic import file_mode
 from fastshower.errors import ConfigError
 from fastshower.models.bundle import GeneratorBundle
 from fastshower.models.inference import inference_generator
@@ -85,6 +86,7 @@ def export_onnx(bundle: GeneratorBundle, path: str | Path, check: bool = True) -
         program = torch.onnx.export(model, (example,), dynamic_shapes=({0: batch},), input_names=["input"],
                                     output_names=["showers"], opset_version=OPSET, dynamo=True, verbose=False)
         program.save(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

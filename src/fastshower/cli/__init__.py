@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,8 @@ COMMANDS: dict[str, Command] = {
     "export": ("export a trained generator to ONNX (one [latent | conditions] input)", generation.add_export,
                generation.run_export),
     "bench": ("time the model and the Monte Carlo side by side", generation.add_bench, generation.run_bench),
+    "models": ("list the shipped models: detector, particles, energy and angle range", generation.add_models,
+               generation.run_models),
 }
 
 
@@ -61,6 +64,18 @@ class _Formatter(logging.Formatter):
         return f"{PROG}: {level}{record.getMessage()}"
 
 
+class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines printed above a progress bar, never inside it (tqdm clears the bar, prints, redraws)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 interrupted, 2 user error)."""
     ctx = Context()
@@ -69,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
+            args.command_line = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])  # for provenance
         except SystemExit as exit_:  # --help, --version
             return exit_.code if isinstance(exit_.code, int) else 0
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _BarSafeHandler(sys.stderr)
         handler.setFormatter(_Formatter())
         pkg_logger.addHandler(handler)
         level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO

@@ -78,8 +78,12 @@ def check_output_file(path: Path, overwrite: bool, option: str = "--out") -> Pat
     return path
 
 
-def progress(total: int, initial: int, disable: bool, unit: str = "shower") -> Any:
-    """A tqdm bar on stderr without a monitor thread."""
+def progress(total: int, initial: int, quiet: bool, unit: str = "shower", what: str = "") -> Any:
+    """Progress on stderr: a tqdm bar (without a monitor thread) on a terminal; elsewhere (a batch job's log file)
+    a log line at most every ``LOG_EVERY_S`` seconds and one at the end, with done/total and the rate; nothing when
+    ``quiet``. Both have ``update(n)``, ``set_postfix_str(text)`` and ``close()``."""
+    if not quiet and not sys.stderr.isatty():
+        return LogProgress(total, initial, unit, what)
     from tqdm import tqdm
 
     class Bar(tqdm):  # type: ignore[misc, valid-type]
@@ -87,5 +91,42 @@ def progress(total: int, initial: int, disable: bool, unit: str = "shower") -> A
         monitor_interval = 0
 
     layout = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
-    return Bar(total=total, initial=initial, unit=unit, disable=disable, file=sys.stderr,
+    return Bar(total=total, initial=initial, unit=unit, disable=quiet, file=sys.stderr,
                dynamic_ncols=True, bar_format=layout)
+
+
+#: Seconds between two progress lines when stderr is not a terminal.
+LOG_EVERY_S = 30.0
+
+
+class LogProgress:
+    """Progress as log lines (see :func:`progress`)."""
+
+    def __init__(self, total: int, initial: int, unit: str, what: str) -> None:
+        import logging
+        import time
+
+        self.logger, self.clock = logging.getLogger("fastshower.progress"), time.monotonic
+        self.total, self.n, self.start_n, self.unit, self.what = total, initial, initial, unit, what
+        self.started = self.last = self.clock()
+        self.closed = False
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.clock() - self.last >= LOG_EVERY_S:
+            self._line()
+
+    def set_postfix_str(self, text: str) -> None:
+        """Ignored: the log line gives the rate itself."""
+
+    def close(self) -> None:
+        """The last line, when the work is complete (a failed run ends with its one-line error instead)."""
+        if not self.closed and self.n >= self.total:
+            self._line()
+        self.closed = True
+
+    def _line(self) -> None:
+        self.last = self.clock()
+        rate = (self.n - self.start_n) / max(self.last - self.started, 1e-9)
+        what = f"{self.what}: " if self.what else ""
+        self.logger.info("%s%d/%d %ss done, %.1f %ss/s", what, self.n, self.total, self.unit, rate, self.unit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     bar = None
     try:
         done = writer.done_mask()
-        bar = progress(args.n, writer.n_saved, args.quiet or not sys.stderr.isatty())
+        bar = progress(args.n, writer.n_saved, args.quiet, what=str(target))
         start_time, made = time.perf_counter(), 0
         for start in range(0, args.n, args.batch):
             stop = min(start + args.batch, args.n)
@@ -187,3 +186,33 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
           f"{result.energy_range_GeV[0]:g}-{result.energy_range_GeV[1]:g} GeV")
     return 0
 
+
+
+# --- models -----------------------------------------------------------------------------------------------------
+
+_PARTICLE_NAMES = {11: "e-", -11: "e+", 22: "gamma", 111: "pi0", 211: "pi+", -211: "pi-", 0: "any"}
+
+
+def add_models(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``fastshower models`` (none)."""
+
+
+def run_models(args: argparse.Namespace, ctx: Context) -> int:
+    """Run ``fastshower models``: one line per shipped model with its detector, particles and conditions."""
+    import math
+
+    from fastshower.generate import resolve_model, shipped_models
+    from fastshower.models.bundle import load_bundle
+
+    rows = [("name", "detector", "particles", "energy [GeV]", "theta [deg]", "cells")]
+    for name in shipped_models():
+        b = load_bundle(resolve_model(name))
+        particles = ", ".join(_PARTICLE_NAMES.get(int(c), str(c)) for c in b.particles) or "any"
+        low, high = (math.degrees(t) for t in b.theta_range_rad)
+        rows.append((name, str(b.geometry.get("name", "?")), particles,
+                     f"{b.energy_range_GeV[0]:g}-{b.energy_range_GeV[1]:g}", f"{low:.3g}-{high:.3g}",
+                     "x".join(str(c) for c in b.cell_shape)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0

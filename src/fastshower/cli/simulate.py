@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -173,8 +172,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
         n_todo = sum(b - a for a, b in todo)
         if n_todo < args.n:
             logger.debug("resuming %s: %d of %d showers to simulate", writer.partial_path, n_todo, args.n)
-        quiet = args.quiet or not sys.stderr.isatty()
-        bar = progress(args.n, args.n - n_todo, quiet)
+        bar = progress(args.n, args.n - n_todo, args.quiet, what=str(out))
         stats = _Stats()
         t0 = time.perf_counter()
         stream = run_production(calorimeter, settings, primaries, args.seed, todo, args.workers,

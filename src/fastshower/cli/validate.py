@@ -50,7 +50,7 @@ def _edges(text: str, option: str, unit: str) -> list[float]:
 def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower validate``; returns the exit code."""
     from fastshower.data import inspect_showers
-    from fastshower.validate.report import load_tolerances, run_validation
+    from fastshower.validate.report import load_tolerances, run_validation, verdict_line
 
     # every option and input is checked before the work (generation, observables) starts
     edges = _edges(args.energy_bins, "--energy-bins", "GeV")
@@ -79,10 +79,10 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
                              energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
                              tolerances=tolerances, classifier=not args.no_classifier,
                              seed=args.seed, theta_edges_deg=theta_edges, binning=binning,
-                             community=args.community, community_max_showers=args.community_max_showers)
-    failed = [r for r in metrics["summary"] if r["pass"] is False]
+                             community=args.community, community_max_showers=args.community_max_showers,
+                             command=getattr(args, "command_line", ""), model=args.model or "")
     for note in metrics.get("notes", []):
         print(f"note: {note}")
-    print(f"{args.out / 'index.html'}: {len(metrics['summary']) - len(failed)} of {len(metrics['summary'])} "
-          f"checks pass ({'PASS' if not failed else 'FAIL'}) in {metrics['seconds']:.1f} s")
+    print(f"{args.out / 'index.html'}: {verdict_line(metrics)} in {metrics['seconds']:.1f} s")
     return 0
+

@@ -57,6 +57,14 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 #: Showers per sample loaded as cells for the low-level classifier (the rest is only used for observables).
 CLASSIFIER_MAX_SHOWERS = 10000
+#: Fewest showers in each compared sample (each reference half, the candidate) for a verdict: below it a bin's
+#: checks are "insufficient", never a pass. At 100 showers a 2 % response difference is about 1 sigma of a 20 %
+#: resolution sample, the smallest size at which the floors themselves are worth comparing with (docs/validation.md).
+MIN_SHOWERS = 100
+#: Slack before two samples' ranges of a condition count as different: this fraction of the reference's range, and
+#: at least 1 % of its largest energy (samples at one energy) or 0.5 degree of angle (samples at one angle). Random
+#: samples of one range differ at their ends by much less (tests/test_validate_report.py).
+RANGE_SLACK, ENERGY_SLACK, ANGLE_SLACK_deg = 0.05, 0.01, 0.5
 
 
 def load_tolerances(path: str | Path | None) -> dict[str, float]:
@@ -133,9 +141,10 @@ def judge(metric: str, value: float | None, floor: float | None, tol: Mapping[st
     return bool(value <= limit)
 
 
-def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]], tol: Mapping[str, float]
-                 ) -> dict[str, Any]:
-    """One summary row over several observables: pass if all pass; shows the worst (value / limit) one."""
+def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]], tol: Mapping[str, float],
+                 enough: bool = True) -> dict[str, Any]:
+    """One summary row over several observables: pass if all pass; shows the worst (value / limit) one. With too
+    few showers (``enough`` False) the row is "insufficient" and has no pass/fail verdict."""
     worst, worst_ratio, verdicts = None, -1.0, []
     for name, (v, f) in items.items():
         verdict = judge(metric, v, f, tol)
@@ -148,8 +157,21 @@ def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]],
             worst, worst_ratio = name, ratio
     known = [v for v in verdicts if v is not None]
     value, floor = items[worst] if worst is not None else (None, None)
+    if metric == "auc":  # show what is tested: the deviation from 0.5
+        value = None if value is None else abs(value - 0.5)
+        floor = None if floor is None else abs(floor - 0.5)
+    verdict = (all(known) if known else None) if enough else None
+    status = "insufficient" if not enough else {True: "pass", False: "fail", None: "n/a"}[verdict]
     return {"bin": label, "metric": metric, "observable": worst, "value": value, "floor": floor,
-            "tolerance": tol[metric], "pass": all(known) if known else None}
+            "tolerance": tol[metric], "pass": verdict, "status": status}
+
+
+def overall_verdict(summary: Sequence[Mapping[str, Any]]) -> str:
+    """FAIL if any check fails, else INSUFFICIENT if any bin had too few showers for a verdict, else PASS."""
+    statuses = {r["status"] for r in summary}
+    if "fail" in statuses:
+        return "FAIL"
+    return "INSUFFICIENT" if "insufficient" in statuses or not summary else "PASS"
 
 
 def summarise(bins: Sequence[dict[str, Any]], classifier: Mapping[str, Any], tol: Mapping[str, float]
@@ -160,23 +182,27 @@ def summarise(bins: Sequence[dict[str, Any]], classifier: Mapping[str, Any], tol
         if "metrics" not in b:
             continue
         m, f = b["metrics"], b["floor"]
+        enough = min(b["n"].values()) >= MIN_SHOWERS
         for metric in ("sep_power", "ks", "w1_norm", "chi2_ndf"):
             items = {n: (d[metric], f["observables"][n][metric]) for n, d in m["observables"].items() if metric in d}
-            rows.append(_summary_row(b["label"], metric, items, tol))
+            rows.append(_summary_row(b["label"], metric, items, tol, enough))
         items = {n: (v, f["mean_rel_err"][n]) for n, v in m["mean_rel_err"].items()}
-        rows.append(_summary_row(b["label"], "mean_rel_err", items, tol))
+        rows.append(_summary_row(b["label"], "mean_rel_err", items, tol, enough))
         for metric in ("response_rel_diff", "resolution_rel_diff"):
             rows.append(_summary_row(b["label"], metric, {"deposit": (m["response"][metric],
-                                                                       f["response"][metric])}, tol))
+                                                                       f["response"][metric])}, tol, enough))
         for metric in ("fpd", "kpd"):
             rows.append(_summary_row(b["label"], metric, {"observables": (m["physics"][metric],
-                                                                           f["physics"][metric])}, tol))
+                                                                           f["physics"][metric])}, tol, enough))
+    everything = next((b for b in bins if b["label"] == "all"), None)
+    enough_all = everything is not None and min(everything["n"].values()) >= MIN_SHOWERS
     for level, res in classifier.items():
         # an AUC measured on n test showers scatters around 0.5 by auc_null_sigma(n) even for identical samples
         level_tol = {**tol, "auc": max(tol["auc"], 3.0 * auc_null_sigma(res["value"].get("n_test", 0)))}
         for metric in ("auc", "jsd"):
             rows.append(_summary_row("all", metric, {f"{level}-level": (res["value"][metric],
-                                                                         res["floor"][metric])}, level_tol))
+                                                                         res["floor"][metric])}, level_tol,
+                                     enough_all))
     return rows
 
 
@@ -187,6 +213,18 @@ def auc_null_sigma(n_test: int) -> float:
     if half < 1:
         return 0.0
     return math.sqrt((2.0 * half + 1.0) / (12.0 * half * half))
+
+
+def verdict_line(metrics: Mapping[str, Any]) -> str:
+    """'N of M checks pass, F fail, I insufficient (...): VERDICT' from a validation's metrics."""
+    statuses = [r["status"] for r in metrics["summary"]]
+    parts = [f"{statuses.count('pass')} of {len(statuses)} checks pass", f"{statuses.count('fail')} fail"]
+    if "insufficient" in statuses:
+        parts.append(f"{statuses.count('insufficient')} insufficient (fewer than {metrics['min_showers']} showers "
+                     "in a compared sample)")
+    if "n/a" in statuses:
+        parts.append(f"{statuses.count('n/a')} not computable")
+    return f"{', '.join(parts)}: {metrics['verdict']}"
 
 
 # --- the run -------------------------------------------------------------------------------------------------
@@ -263,12 +301,15 @@ def run_validation(
     binning: BinningSpec | None = None,
     community: bool = False,
     community_max_showers: int = 2000,
+    command: str = "",
+    model: str = "",
 ) -> dict[str, Any]:
     """Compute every metric, write ``out/metrics.json``, ``out/index.html`` and ``out/plots/*.png``.
 
     Bins: all showers, each energy bin, and (with ``theta_edges_deg``) each incidence-angle bin over all energies.
     ``community``: also the CaloChallenge's metrics and jetnet's FPD/KPD (``validate.community``; its classifiers
-    only with ``classifier``), on the first ``community_max_showers`` showers of each sample.
+    only with ``classifier``), on the first ``community_max_showers`` showers of each sample. ``command`` and
+    ``model`` (the command line, the model that made the candidate) go into the provenance.
 
     Returns the metrics dict (as written to JSON). Raises ``DataFormatError`` for unreadable or incompatible
     files, ``ConfigError`` for bad options.
@@ -302,6 +343,14 @@ def run_validation(
         paths["floor"], obs["floor"] = paths["ref"], obs["ref"]
     else:
         idx["ref"], idx["floor"] = np.arange(len(obs["ref"])), np.arange(len(obs["floor"]))
+    for values, name, unit, slack in ((lambda o: o.energy_GeV, "energy", "GeV", None),
+                                      (lambda o: np.degrees(o.theta_rad), "incidence angle", "deg", ANGLE_SLACK_deg)):
+        keep, note = common_range({k: values(obs[k])[idx[k]] for k in idx}, name, unit, slack,
+                                  {k: str(p) for k, p in paths.items()})
+        if note:
+            notes.append(note)
+            logger.warning(note)
+            idx = {k: idx[k][keep[k]] for k in idx}
     sub = {k: obs[k].select(idx[k]) for k in ("ref", "cand", "floor")}
 
     bins: list[dict[str, Any]] = []
@@ -322,6 +371,7 @@ def run_validation(
     community_out = (_community(paths, idx, infos["ref"]["attrs"], seed, community_max_showers, classifier, binning)
                      if community else None)
     metrics = {
+        "provenance": provenance(paths, command, model),
         "reference": str(paths["ref"]),
         "candidate": str(paths["cand"]),
         "floor": "reference split in two random halves (candidate vs A, floor B vs A)" if reference2 is None
@@ -333,7 +383,9 @@ def run_validation(
         "tolerances": tol,
         "seed": seed,
         "summary": summary,
-        "passed": all(r["pass"] is not False for r in summary),
+        "verdict": overall_verdict(summary),
+        "passed": overall_verdict(summary) == "PASS",
+        "min_showers": MIN_SHOWERS,
         "bins": bins,
         "classifier": classifier_out,
         "notes": notes,
@@ -348,6 +400,50 @@ def run_validation(
     write_json_atomic(out / "metrics.json", metrics)
     atomic_write_text(out / "index.html", render_html(_clean(metrics), images))
     return _clean(metrics)
+
+
+def provenance(paths: Mapping[str, Path], command: str = "", model: str = "") -> dict[str, Any]:
+    """What made a report: package version, command line, model, date (UTC) and each input's SHA-256 and size."""
+    import datetime
+    import hashlib
+
+    from fastshower import __version__
+
+    def digest(path: Path) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    names = {"ref": "reference", "cand": "candidate", "floor": "reference2"}
+    return {"fastshower_version": __version__, "command": command, "model": model,
+            "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "inputs": {names[k]: {"path": str(p), "sha256": digest(p), "bytes": p.stat().st_size}
+                       for k, p in paths.items() if k in names and not (k == "floor" and p == paths["ref"])}}
+
+
+def common_range(values: Mapping[str, np.ndarray], name: str, unit: str, slack: float | None,
+                 paths: Mapping[str, str]) -> tuple[dict[str, np.ndarray], str]:
+    """Where the samples' ranges of a condition (``values`` per sample) differ by more than the slack (the larger
+    of ``RANGE_SLACK`` of the reference's range and ``slack``, or ``ENERGY_SLACK`` of the reference's largest value
+    when ``slack`` is None), the masks of the showers inside their common range and a note saying so; otherwise
+    all-true masks and "". Ranges that do not overlap are a ``DataFormatError``."""
+    lows = {k: float(v.min()) for k, v in values.items()}
+    highs = {k: float(v.max()) for k, v in values.items()}
+    low, high = max(lows.values()), min(highs.values())
+    span = {k: f"{lows[k]:.4g}-{highs[k]:.4g} {unit}" for k in values}
+    if low > high:
+        raise DataFormatError(f"{paths['ref']} vs {paths['cand']}: {name} ranges {span['ref']} and {span['cand']} "
+                              "do not overlap")
+    absolute = ENERGY_SLACK * abs(highs["ref"]) if slack is None else slack
+    slack = max(absolute, RANGE_SLACK * (highs["ref"] - lows["ref"]))
+    if all(lows[k] >= low - slack and highs[k] <= high + slack for k in values):
+        return {k: np.ones(len(v), bool) for k, v in values.items()}, ""
+    masks = {k: (v >= low - slack) & (v <= high + slack) for k, v in values.items()}
+    kept = ", ".join(f"{k} {int(m.sum())} of {len(m)}" for k, m in masks.items())
+    return masks, (f"{name} ranges differ (reference {span['ref']}, candidate {span['cand']}): compared on their "
+                   f"common range {low:.4g}-{high:.4g} {unit} only ({kept} showers)")
 
 
 def bin_selections(sub: dict[str, Observables], energy_edges: Sequence[float],
@@ -410,8 +506,9 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def _verdict(v: bool | None) -> str:
-    return {True: '<td class="pass">pass</td>', False: '<td class="fail">FAIL</td>'}.get(v, "<td>n/a</td>")
+def _verdict(status: str) -> str:
+    return {"pass": '<td class="pass">pass</td>', "fail": '<td class="fail">FAIL</td>',
+            "insufficient": '<td class="insufficient">insufficient</td>'}.get(status, "<td>n/a</td>")
 
 
 def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[str, Any]) -> list[str]:
@@ -427,6 +524,18 @@ def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[s
         return []
     return [f"the model was trained on Monte Carlo physics other than the reference's ({'; '.join(differences)}; "
             "model vs reference): part of every difference from the reference is the change of physics, not the model"]
+
+
+def _provenance_html(p: Mapping[str, Any]) -> str:
+    if not p:
+        return ""
+    e = html.escape
+    inputs = "".join(f"<li>{e(k)}: <code>{e(v['path'])}</code> ({v['bytes']:,} bytes, sha256 "
+                     f"<code>{e(v['sha256'][:16])}</code>&hellip;)</li>" for k, v in p.get("inputs", {}).items())
+    model = f"<br>model: <code>{e(p['model'])}</code>" if p.get("model") else ""
+    command = f"<br>command: <code>{e(p['command'])}</code>" if p.get("command") else ""
+    return (f"<p class='provenance'>fastshower {e(p['fastshower_version'])}, {e(p['date_utc'])}{command}{model}"
+            f"</p><ul>{inputs}</ul>")
 
 
 def _community_html(c: Mapping[str, Any]) -> str:
@@ -463,22 +572,24 @@ def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) 
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastshower validation</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.pass{background:#cfc}"
-        ".fail{background:#fcc}img{width:420px;margin:4px}</style></head><body>",
+        ".fail{background:#fcc}.insufficient{background:#eee;color:#555}img{width:420px;margin:4px}</style></head><body>",
         "<h1>fastshower validation report</h1>",
+        _provenance_html(metrics.get("provenance", {})),
         f"<p>reference: <code>{e(metrics['reference'])}</code><br>candidate: <code>{e(metrics['candidate'])}"
         f"</code><br>floor: {e(metrics['floor'])}<br>cell threshold: {metrics['threshold_GeV'] * 1e3:g} MeV; "
-        f"overall: <b>{'PASS' if metrics['passed'] else 'FAIL'}</b></p>",
+        f"overall: <b>{e(metrics['verdict'])}</b> (a bin needs {metrics['min_showers']} showers in each compared "
+        "sample for a verdict)</p>",
         *(f"<p class='fail'><b>Note:</b> {e(note)}</p>" for note in metrics.get("notes", [])),
         "<h2>Summary</h2><p>pass when value &le; max(factor &times; floor, tolerance), factor = "
-        f"{metrics['tolerances']['factor']:g}; AUC: |AUC &minus; 0.5|. Rows over several observables show the "
-        "worst one.</p>",
+        f"{metrics['tolerances']['factor']:g}; for the AUC rows value and floor are |AUC &minus; 0.5|. Rows over "
+        "several observables show the worst one.</p>",
         "<table id='summary'><tr><th>energy bin</th><th>metric</th><th>worst observable</th><th>value</th>"
         "<th>floor</th><th>tolerance</th><th>result</th></tr>",
     ]
     for r in metrics["summary"]:
         parts.append(f"<tr><td>{e(r['bin'])}</td><td>{e(r['metric'])}</td><td>{_fmt(r['observable'])}</td>"
                      f"<td>{_fmt(r['value'])}</td><td>{_fmt(r['floor'])}</td><td>{_fmt(r['tolerance'])}</td>"
-                     f"{_verdict(r['pass'])}</tr>")
+                     f"{_verdict(r['status'])}</tr>")
     parts.append("</table>")
     for b in metrics["bins"]:
         if "metrics" not in b:
