@@ -34,10 +34,18 @@ def test_report_renders_with_table_images_and_json(files, tmp_path, capsys) -> N
     assert code == 0, capsys.readouterr().err
     assert "checks pass" in capsys.readouterr().out
     page = (out / "index.html").read_text()
-    assert "<table id='summary'>" in page and "data:image/png;base64," in page
+    assert '<table id="summary">' in page and "data:image/png;base64," in page
+    assert "command: <code>fastshower validate --reference" in page and "sha256 <code" in page
     assert "http" not in page and "<script" not in page
     metrics = json.loads((out / "metrics.json").read_text())
     assert {r["metric"] for r in metrics["summary"]} >= {"sep_power", "ks", "auc", "jsd", "fpd", "kpd"}
+    provenance = metrics["provenance"]
+    assert provenance["command"].startswith("fastshower validate --reference") and provenance["fastshower_version"]
+    assert set(provenance["inputs"]) == {"reference", "candidate"}
+    assert len(provenance["inputs"]["reference"]["sha256"]) == 64
+    auc_row = next(r for r in metrics["summary"] if r["metric"] == "auc")  # |AUC - 0.5|, as tested
+    assert auc_row["value"] == pytest.approx(abs(metrics["classifier"]["low"]["value"]["auc"] - 0.5))
+    assert all(r["threshold"] >= r["tolerance"] for r in metrics["summary"])
     assert metrics["bins"][1]["label"] == "1-5 GeV" and metrics["spatial_unit"] == "mm"
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert "longitudinal_bin0.png" in pngs and "sampling_fraction_vs_energy.png" in pngs
@@ -124,3 +132,60 @@ def test_angle_bins_are_added_after_the_energy_bins(tmp_path) -> None:
     assert (tmp_path / "r" / "plots" / "longitudinal_theta1.png").is_file()
     with pytest.raises(ConfigError, match="angle bins"):
         run_validation(path, path, tmp_path / "r2", energy_edges=(1, 5), classifier=False, theta_edges_deg=(20, 0))
+
+
+def test_too_few_showers_are_insufficient_never_a_pass_and_differing_ranges_are_cut_to_their_overlap(tmp_path,
+                                                                                                      capsys) -> None:
+    """The case of issue 14: a 60-shower reference at 2-4 GeV against 300 candidate showers at 2-16 GeV passed a
+    check with AUC 1.0; now the candidate is cut to the common range, with a note, and nothing can pass."""
+    from fastshower.validate.report import MIN_SHOWERS
+
+    ref = write_showers(tmp_path / "ref.h5", toy_showers(60, seed=5))
+    cand = write_showers(tmp_path / "cand.h5", toy_showers(300, seed=6, energies=(2.0, 4.0, 8.0, 16.0)))
+    out = tmp_path / "r"
+    assert main(["validate", "--reference", str(ref), "--candidate", str(cand), "--out", str(out),
+                 "--energy-bins", "1,5,20", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: energy ranges differ (reference 2-4 GeV, candidate 2-16 GeV): compared on their common range " \
+           "2-4 GeV only" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["bins"][0]["n"]["cand"] < 300 and metrics["bins"][2]["n"]["cand"] == 0
+    statuses = {r["status"] for r in metrics["summary"]}
+    assert statuses <= {"insufficient", "fail", "n/a"} and "insufficient" in statuses and metrics["min_showers"] == 100
+    assert metrics["verdict"] in ("INSUFFICIENT", "FAIL") and not metrics["passed"]
+    assert all(r["pass"] is None for r in metrics["summary"] if r["status"] == "insufficient")
+    assert f"fewer than {MIN_SHOWERS} showers in a compared sample" in printed
+    assert "insufficient" in (out / "index.html").read_text()
+
+
+def test_ranges_that_do_not_overlap_are_refused(tmp_path) -> None:
+    ref = write_showers(tmp_path / "ref.h5", toy_showers(20, seed=5, energies=(2.0,)))
+    cand = write_showers(tmp_path / "cand.h5", toy_showers(20, seed=6, energies=(8.0,)))
+    with pytest.raises(DataFormatError, match="energy ranges 2-2 GeV and 8-8 GeV do not overlap"):
+        run_validation(ref, cand, tmp_path / "r", classifier=False, plots=False)
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium on this machine (Debian: apt install chromium)")
+def test_report_renders_in_a_headless_browser(files, tmp_path) -> None:
+    """The page as a physicist sees it: Chromium draws it offline, and the screenshot holds the coloured summary
+    grid (not a blank or broken page)."""
+    import subprocess
+
+    from matplotlib.image import imread
+
+    out = tmp_path / "report"
+    run_validation(files["ref"], files["shifted"], out, energy_edges=(1, 5), classifier=False)
+    shot = tmp_path / "page.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1200,1600", (out / "index.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    image = imread(shot)[..., :3]
+    assert image.shape[:2] == (1600, 1200) and image.std() > 0.05  # text and figures, not an empty page
+    red = (image[..., 0] > 0.9) & (image[..., 1] < 0.8) & (image[..., 2] < 0.8)  # the grid's FAIL cells (#f6c1c1)
+    assert red.sum() > 500

@@ -14,8 +14,6 @@ shows the worst one (largest value / threshold).
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import logging
 import math
@@ -161,9 +159,12 @@ def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]],
         value = None if value is None else abs(value - 0.5)
         floor = None if floor is None else abs(floor - 0.5)
     verdict = (all(known) if known else None) if enough else None
+    threshold = tol[metric]
+    if floor is not None and math.isfinite(floor):
+        threshold = max(tol["factor"] * (abs(floor - 0.5) if metric == "auc" else floor), threshold)
     status = "insufficient" if not enough else {True: "pass", False: "fail", None: "n/a"}[verdict]
     return {"bin": label, "metric": metric, "observable": worst, "value": value, "floor": floor,
-            "tolerance": tol[metric], "pass": verdict, "status": status}
+            "tolerance": tol[metric], "threshold": threshold, "pass": verdict, "status": status}
 
 
 def overall_verdict(summary: Sequence[Mapping[str, Any]]) -> str:
@@ -398,6 +399,8 @@ def run_validation(
     metrics["seconds"] = time.perf_counter() - t_start
     logger.info("figures done after %.1f s", metrics["seconds"])
     write_json_atomic(out / "metrics.json", metrics)
+    from fastshower.validate.render import render_html
+
     atomic_write_text(out / "index.html", render_html(_clean(metrics), images))
     return _clean(metrics)
 
@@ -465,18 +468,19 @@ def bin_selections(sub: dict[str, Observables], energy_edges: Sequence[float],
 
 
 def _make_plots(sub: dict[str, Observables], selections: list[tuple[str, str, dict[str, np.ndarray] | None]],
-                edges: list[float], bins: list[dict[str, Any]], folder: Path) -> list[tuple[str, Path]]:
+                edges: list[float], bins: list[dict[str, Any]], folder: Path) -> list[tuple[str, Path, str | None]]:
+    """The report's figures as PNGs in ``folder``: (caption, path, bin label or None for all bins together)."""
     import matplotlib.pyplot as plt
 
     from fastshower.validate.plots import BIN_FIGURES, plot_response_vs_energy
 
-    written: list[tuple[str, Path]] = []
+    written: list[tuple[str, Path, str | None]] = []
 
-    def save(fig: Any, stem: str, caption: str) -> None:
+    def save(fig: Any, stem: str, caption: str, label: str | None) -> None:
         path = folder / f"{stem}.png"
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=50, bbox_inches="tight"))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=60, bbox_inches="tight"))
         plt.close(fig)
-        written.append((caption, path))
+        written.append((caption, path, label))
 
     energy_bins = bins[1:len(edges)]  # after "all"; angle bins (if any) follow them
     filled = [b for b in energy_bins if min(b["n"].values()) >= 2]
@@ -484,31 +488,17 @@ def _make_plots(sub: dict[str, Observables], selections: list[tuple[str, str, di
         keep = [i for i, b in enumerate(energy_bins) if min(b["n"].values()) >= 2]
         fig = plot_response_vs_energy([edges[i] for i in keep] + [edges[keep[-1] + 1]],
                                       [b["response"]["ref"] for b in filled],
-                                      [b["response"]["cand"] for b in filled])
-        save(fig, "sampling_fraction_vs_energy", "mean sampling fraction vs energy")
+                                      [b["response"]["cand"] for b in filled],
+                                      [b["response"]["floor"] for b in filled])
+        save(fig, "sampling_fraction_vs_energy", "mean sampling fraction vs energy (candidate / reference below, "
+             "the reference halves' ratio as the grey floor band)", None)
     for label, tag, masks in selections:
         part = {k: (o if masks is None else o.select(masks[k])) for k, o in sub.items()}
         if min(len(part["ref"]), len(part["cand"])) < 2:
             continue
-        for stem, fn in BIN_FIGURES.items():
-            save(fn(part["ref"], part["cand"], label), f"{stem}_{tag}", f"{stem.replace('_', ' ')}, {label}")
+        for stem, (fn, caption) in BIN_FIGURES.items():
+            save(fn(part["ref"], part["cand"], part["floor"], label), f"{stem}_{tag}", f"{caption}, {label}", label)
     return written
-
-
-# --- HTML ----------------------------------------------------------------------------------------------------
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _verdict(status: str) -> str:
-    return {"pass": '<td class="pass">pass</td>', "fail": '<td class="fail">FAIL</td>',
-            "insufficient": '<td class="insufficient">insufficient</td>'}.get(status, "<td>n/a</td>")
 
 
 def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[str, Any]) -> list[str]:
@@ -524,104 +514,3 @@ def physics_notes(reference_attrs: Mapping[str, Any], candidate_attrs: Mapping[s
         return []
     return [f"the model was trained on Monte Carlo physics other than the reference's ({'; '.join(differences)}; "
             "model vs reference): part of every difference from the reference is the change of physics, not the model"]
-
-
-def _provenance_html(p: Mapping[str, Any]) -> str:
-    if not p:
-        return ""
-    e = html.escape
-    inputs = "".join(f"<li>{e(k)}: <code>{e(v['path'])}</code> ({v['bytes']:,} bytes, sha256 "
-                     f"<code>{e(v['sha256'][:16])}</code>&hellip;)</li>" for k, v in p.get("inputs", {}).items())
-    model = f"<br>model: <code>{e(p['model'])}</code>" if p.get("model") else ""
-    command = f"<br>command: <code>{e(p['command'])}</code>" if p.get("command") else ""
-    return (f"<p class='provenance'>fastshower {e(p['fastshower_version'])}, {e(p['date_utc'])}{command}{model}"
-            f"</p><ul>{inputs}</ul>")
-
-
-def _community_html(c: Mapping[str, Any]) -> str:
-    """The community-metrics section: each number beside its floor (reference half B against half A)."""
-    e = html.escape
-    v, f = c["value"], c["floor"]
-    rows = [("FPD (jetnet)", f"{_fmt(v['fpd'])} &plusmn; {_fmt(v['fpd_err'])}",
-             f"{_fmt(f['fpd'])} &plusmn; {_fmt(f['fpd_err'])}"),
-            ("KPD (jetnet)", f"{_fmt(v['kpd'])} &plusmn; {_fmt(v['kpd_err'])}",
-             f"{_fmt(f['kpd'])} &plusmn; {_fmt(f['kpd_err'])}"),
-            ("mean separation power of the high-level histograms", _fmt(v["separation_power"]["mean"]),
-             _fmt(f["separation_power"]["mean"]))]
-    for level in ("low", "high"):
-        if "classifier" in v:
-            cv, cf = v["classifier"][level], f["classifier"][level]
-            rows.append((f"classifier AUC, {level}-level inputs", _fmt(cv["auc"]), _fmt(cf["auc"])))
-            rows.append((f"classifier JSD, {level}-level inputs", _fmt(cv["jsd"]), _fmt(cf["jsd"])))
-    dataset = c.get("calochallenge_dataset")
-    table = "".join(f"<tr><td style='text-align:left'>{e(name)}</td><td>{a}</td><td>{b}</td></tr>"
-                    for name, a, b in rows)
-    return (f"<h2>Community metrics</h2><p>In the conventions of the {e(c['convention'])}, beside fastshower's own "
-            f"above; transverse coordinates in {e(c['transverse_unit'])}"
-            f"{f', the challenge binning of its data set {e(dataset)}' if dataset else ''}. At most "
-            f"{c['max_showers']} showers a sample (the challenge used 100,000: a classifier trained on fewer "
-            "showers tells less apart, and FPD carries a finite-sample offset, so compare with the floor "
-            f"first).</p><table><tr><th>metric</th><th>value ({v['n']['generated']} vs "
-            f"{v['n']['reference']})</th><th>floor (MC vs MC)</th></tr>{table}</table>")
-
-
-def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path]]) -> str:
-    """Self-contained report page: summary table, per-bin tables, embedded PNG figures (no scripts)."""
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastshower validation</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}.pass{background:#cfc}"
-        ".fail{background:#fcc}.insufficient{background:#eee;color:#555}img{width:420px;margin:4px}</style></head><body>",
-        "<h1>fastshower validation report</h1>",
-        _provenance_html(metrics.get("provenance", {})),
-        f"<p>reference: <code>{e(metrics['reference'])}</code><br>candidate: <code>{e(metrics['candidate'])}"
-        f"</code><br>floor: {e(metrics['floor'])}<br>cell threshold: {metrics['threshold_GeV'] * 1e3:g} MeV; "
-        f"overall: <b>{e(metrics['verdict'])}</b> (a bin needs {metrics['min_showers']} showers in each compared "
-        "sample for a verdict)</p>",
-        *(f"<p class='fail'><b>Note:</b> {e(note)}</p>" for note in metrics.get("notes", [])),
-        "<h2>Summary</h2><p>pass when value &le; max(factor &times; floor, tolerance), factor = "
-        f"{metrics['tolerances']['factor']:g}; for the AUC rows value and floor are |AUC &minus; 0.5|. Rows over "
-        "several observables show the worst one.</p>",
-        "<table id='summary'><tr><th>energy bin</th><th>metric</th><th>worst observable</th><th>value</th>"
-        "<th>floor</th><th>tolerance</th><th>result</th></tr>",
-    ]
-    for r in metrics["summary"]:
-        parts.append(f"<tr><td>{e(r['bin'])}</td><td>{e(r['metric'])}</td><td>{_fmt(r['observable'])}</td>"
-                     f"<td>{_fmt(r['value'])}</td><td>{_fmt(r['floor'])}</td><td>{_fmt(r['tolerance'])}</td>"
-                     f"{_verdict(r['status'])}</tr>")
-    parts.append("</table>")
-    for b in metrics["bins"]:
-        if "metrics" not in b:
-            parts.append(f"<h3>{e(b['label'])}</h3><p>too few showers: {e(str(b['n']))}</p>")
-            continue
-        parts.append(f"<h3>{e(b['label'])}: value (floor)</h3><p>showers: {e(str(b['n']))}</p><table><tr>"
-                     "<th>observable</th><th>chi2/ndf</th><th>KS</th><th>W1</th><th>W1/std</th><th>sep. power</th>"
-                     "</tr>")
-        for name, d in b["metrics"]["observables"].items():
-            f = b["floor"]["observables"][name]
-            cells = "".join(f"<td>{_fmt(d.get(k))} ({_fmt(f.get(k))})</td>"
-                            for k in ("chi2_ndf", "ks", "w1", "w1_norm", "sep_power"))
-            parts.append(f"<tr><td>{e(name)}</td>{cells}</tr>")
-        parts.append("</table><table><tr><th>3DGAN measure</th><th>value (floor)</th></tr>")
-        for name, v in {**b["metrics"]["mean_rel_err"], **b["metrics"]["response"]}.items():
-            f = {**b["floor"]["mean_rel_err"], **b["floor"]["response"]}[name]
-            parts.append(f"<tr><td>{e(name)}</td><td>{_fmt(v)} ({_fmt(f)})</td></tr>")
-        parts.append("</table>")
-    if metrics.get("community"):
-        parts.append(_community_html(metrics["community"]))
-    if metrics["classifier"]:
-        parts.append("<h2>Classifier test (fastshower's)</h2><table><tr><th>inputs</th><th>AUC</th><th>JSD</th>"
-                     "<th>epochs</th></tr>")
-        for level, r in metrics["classifier"].items():
-            v, f = r["value"], r["floor"]
-            parts.append(f"<tr><td>{e(level)}-level</td><td>{_fmt(v['auc'])} ({_fmt(f['auc'])})</td>"
-                         f"<td>{_fmt(v['jsd'])} ({_fmt(f['jsd'])})</td><td>{v['epochs']}</td></tr>")
-        parts.append("</table>")
-    parts.append("<h2>Figures</h2>")
-    for caption, path in images:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f"<figure style='display:inline-block'><img alt='{e(caption)}' "
-                     f"src='data:image/png;base64,{data}'><figcaption>{e(caption)}</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
