@@ -87,6 +87,7 @@ class Observables:
     spatial_unit: str = "mm"  # "mm" when the geometry was used for the angle, otherwise "cell"
     threshold_GeV: float = DEFAULT_THRESHOLD_GeV
     axis_labels: tuple[str, str, str] = ("x [cell]", "y [cell]", "z [layer]")  # the moments' axes and units
+    pitch_mm: float = float("nan")  # transverse cell size of a Cartesian grid when the geometry gives it
 
     def label(self, name: str) -> str:
         """Axis label of a scalar observable, with the units of this readout."""
@@ -233,6 +234,7 @@ def compute_observables(
         centre_mm=centre_mm, width_mm=width_mm, n_hits=n_hits, spectrum=spectrum,
         max_layer=max_layer, start_layer=start_layer, angle_rad=angle, spatial_unit=unit,
         threshold_GeV=float(threshold_GeV), axis_labels=axis_labels,
+        pitch_mm=float(pitch) if pitch is not None and unit == "mm" else float("nan"),
     )
 
 

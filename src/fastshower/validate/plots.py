@@ -85,6 +85,10 @@ def _overlay(ax, rax, edges: np.ndarray, values: Sequence[np.ndarray], errors: S
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
+        positive = np.concatenate([v[v > 0] for v in values])
+        if positive.size:  # seven decades below the peak at most: a stray 1e-20 GeV cell does not set the scale
+            top = float(positive.max())
+            ax.set_ylim(max(float(positive.min()) * 0.5, top * 1e-7), top * 3.0)
     ax.legend(fontsize="small", title=title or None, title_fontsize="small")
     _ratio_panel(rax, edges, values, errors, floor)
     rax.set_xlabel(xlabel)
@@ -127,6 +131,9 @@ def plot_profile(ref: Observables, cand: Observables, which: str, title: str = "
         edges = np.arange(m1.size + 1) - 0.5
         xlabel = {"long_profile": "layer", "x_profile": ref.axis_labels[0].split(" [")[0] + " [bin]",
                   "y_profile": ref.axis_labels[1].split(" [")[0] + " [bin]"}[which]
+        if which != "long_profile" and np.isfinite(ref.pitch_mm):  # lengths where the geometry gives them
+            edges = (edges - (m1.size - 1) / 2) * ref.pitch_mm
+            xlabel = f"{which[0]} [mm] (cells of {ref.pitch_mm:g} mm)"
         band = _mean_profile(getattr(floor, which)) if floor is not None and len(floor) > 1 else None
         _overlay(ax, rax, edges, (m1, m2), (e1, e2), xlabel, "mean energy [GeV]", title, log=True, floor=band)
     return fig
