@@ -68,7 +68,7 @@ def test_conditions_outside_training_range_are_refused(bundle_path):
         sampler.sample(energy=500.0, n=2)
     assert sampler.sample(energy=500.0, n=2, allow_extrapolation=True).shape == (2, *CELLS)
     with pytest.raises(ConfigError, match="theta"):
-        sampler.sample(energy=50.0, theta=0.3, n=2)
+        sampler.sample(energy=50.0, theta_deg=17.0, n=2)
     with pytest.raises(ConfigError, match="precision"):
         sampler.sample(energy=50.0, n=2, precision="fp8")
 

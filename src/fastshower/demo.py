@@ -55,7 +55,7 @@ def run_demo(
         raise ConfigError("demo: no energies given")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: is a file, not a folder")
+        raise ConfigError(f"{out_dir}: is a file, not a folder (the demo writes a folder)")
     sampler = None
     if model is not None:
         from fastshower.generate import load

@@ -73,7 +73,7 @@ def export_onnx(bundle: GeneratorBundle, path: str | Path, check: bool = True) -
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ConfigError("--onnx needs the optional extra: pip install 'fastshower[onnx]'") from None
+        raise ConfigError("ONNX export needs the optional extra: pip install 'fastshower[onnx]'") from None
     path = Path(path)
     model = SingleInputGenerator(bundle).eval()
     example = _example_input(model, bundle, 4, seed=0)

@@ -98,19 +98,21 @@ class ShowerSampler:
             slack = _RANGE_TOLERANCE * max(1.0, abs(hi))
             if values.min() < lo - slack or values.max() > hi + slack:
                 raise ConfigError(f"{name} {values.min():g}..{values.max():g} {unit} is outside the model's "
-                                  f"training range {lo:g}..{hi:g} {unit}; pass --allow-extrapolation to "
-                                  "generate anyway")
+                                  f"training range {lo:g}..{hi:g} {unit}; allow_extrapolation (the "
+                                  "command line's --allow-extrapolation) generates anyway")
 
-    def sample(self, energy: float | np.ndarray, theta: float | np.ndarray | None = None, n: int | None = None,
-               seed: int = 0, batch_size: int = 128, precision: str = "fp32",
+    def sample(self, energy: float | np.ndarray, theta_deg: float | np.ndarray | None = None, n: int | None = None,
+               seed: int = 1, batch_size: int = 128, precision: str = "bf16",
                allow_extrapolation: bool = False) -> np.ndarray:
-        """``n`` showers (GeV) for the given energies (GeV) and angles (rad); scalars are broadcast to ``n``."""
+        """``n`` showers (GeV) for the given energies (GeV) and incidence angles (degrees); scalars are broadcast to
+        ``n``. The defaults are those of ``fastshower generate`` (seed 1, bf16, batches of 128)."""
+        theta = None if theta_deg is None else np.radians(np.asarray(theta_deg, dtype=np.float64))
         energy_GeV, theta_rad = _conditions(energy, theta, n)
         return np.concatenate(list(self.iter_batches(energy_GeV, theta_rad, seed, batch_size, precision,
                                                      allow_extrapolation)), axis=0)
 
-    def iter_batches(self, energy_GeV: np.ndarray, theta_rad: np.ndarray, seed: int = 0, batch_size: int = 128,
-                     precision: str = "fp32", allow_extrapolation: bool = False,
+    def iter_batches(self, energy_GeV: np.ndarray, theta_rad: np.ndarray, seed: int = 1, batch_size: int = 128,
+                     precision: str = "bf16", allow_extrapolation: bool = False,
                      first: int = 0) -> Iterator[np.ndarray]:
         """Yield showers in batches of ``batch_size`` (constant memory for any N).
 
@@ -118,9 +120,9 @@ class ShowerSampler:
         the run itself (used to resume or to skip finished batches).
         """
         if precision not in PRECISIONS:
-            raise ConfigError(f"--precision '{precision}': expected one of {', '.join(PRECISIONS)}")
+            raise ConfigError(f"precision '{precision}': expected one of {', '.join(PRECISIONS)}")
         if batch_size < 1:
-            raise ConfigError(f"--batch {batch_size}: must be >= 1")
+            raise ConfigError(f"batch size {batch_size}: must be >= 1")
         self.check_conditions(energy_GeV, theta_rad, allow_extrapolation)
         noise = _NoiseStream(int(seed), self.bundle.latent_dim)
         for start in range(0, energy_GeV.shape[0], batch_size):
@@ -153,7 +155,7 @@ def generate_like(reference: str | Path, model: str | Path, out: str | Path, see
     ref = read_showers(reference, binning=binning)
     sampler = load(model)
     theta = np.zeros_like(ref.theta_rad) if sampler.energy_only else ref.theta_rad
-    showers = sampler.sample(ref.energy_GeV, theta, seed=seed, precision=precision)
+    showers = sampler.sample(ref.energy_GeV, np.degrees(theta), seed=seed, precision=precision)
     # the MC physics of the model's training data (as recorded; {}: made before it was), so that a comparison with
     # the reference can say when the two differ
     attrs = {"geometry": sampler.bundle.geometry or ref.attrs.get("geometry", {}), "generator": str(model),

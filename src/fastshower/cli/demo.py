@@ -11,7 +11,8 @@ from fastshower.errors import ConfigError
 
 def add_demo(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower demo``."""
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder (a folder: mc_demo.h5, mc_demo.png, gen_demo.h5, report/)")
     p.add_argument("--n", type=int, default=100, help="showers per energy (default: %(default)s)")
     p.add_argument("--seed", type=int, default=2026, help="run seed (default: %(default)s)")
     p.add_argument("--model", default="3dgan-clic-electrons",

@@ -20,9 +20,10 @@ def add_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theta", default="0", metavar="DEG", help="incidence angle in degrees (angle models only)")
     p.add_argument("--particle", default="e-", help="e-, e+, gamma, pi0 (must be one the model was trained on)")
     p.add_argument("--n", type=int, required=True, help="number of showers")
-    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (written atomically, resumable)")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (one file; written atomically, resumable)")
     p.add_argument("--seed", type=int, default=1, help="seed of the conditions and the noise (default: 1)")
-    p.add_argument("--batch", type=int, default=128, help="showers per forward pass (default: %(default)s)")
+    p.add_argument("--batch-size", "--batch", dest="batch", type=int, default=128,
+                   help="showers per forward pass (default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="default: %(default)s")
     p.add_argument("--allow-extrapolation", action="store_true",
                    help="generate outside the model's training range of energy/angle")

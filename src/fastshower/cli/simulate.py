@@ -43,7 +43,7 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    help="uniform smearing of the entry point by +-MM in x and y (default: 0)")
     p.add_argument("--n", type=int, required=True, help="number of showers")
     p.add_argument("--seed", type=int, default=1, help="run seed; same seed => same showers (default: 1)")
-    p.add_argument("--out", required=True, type=Path, help="output HDF5 file")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (one file; resumable)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes making showers (default: all %(default)s cores); with --device cuda one of "
                         "them drives the GPU and the others are CPU workers on the same queue")
@@ -212,7 +212,7 @@ def add_merge(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="FILE",
                    help="shower files of the same detector and physics settings (any readable format: "
                    "fastshower, 3DGAN, CaloChallenge with --binning, ROOT with --mapping), joined in this order")
-    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (fastshower format)")
+    p.add_argument("--out", required=True, type=Path, help="output HDF5 file (one file, fastshower format)")
     add_layout_options(p, "inputs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 

@@ -20,7 +20,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    "overrides data.binning")
     p.add_argument("--mapping", metavar="YAML", help="mapping of a ROOT training file (tree, branches, readout "
                    "grid; docs/byo.md); overrides data.mapping")
-    p.add_argument("--out", required=True, type=Path, help="run directory (log.jsonl, last.pt, best.pt)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (log.jsonl, last.pt, best.pt, generator.pt)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     p.add_argument("--epochs", type=int, help="overrides optim.epochs")
     p.add_argument("--batch-size", type=int, help="showers per batch and process; overrides optim.batch_size")

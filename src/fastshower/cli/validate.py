@@ -18,14 +18,18 @@ def add_validate(p: argparse.ArgumentParser) -> None:
     what.add_argument("--candidate", type=Path, help="shower file to validate (e.g. generated)")
     what.add_argument("--model", help="generator bundle or shipped model: generate the candidate at the "
                       "reference's energies and angles (written to OUT/candidate.h5)")
-    p.add_argument("--out", required=True, type=Path, help="report folder (index.html, metrics.json, plots/)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (a folder: index.html, metrics.json, plots/)")
     p.add_argument("--reference2", type=Path,
                    help="independent reference sample for the statistical floor (default: split --reference)")
     p.add_argument("--energy-bins", default="10,50,100,200,510", metavar="EDGES",
                    help="primary-energy bin edges in GeV (default: %(default)s)")
     p.add_argument("--theta-bins", metavar="EDGES",
                    help="also compare per incidence-angle bin: edges in degrees, e.g. 0,20,40,60")
-    p.add_argument("--threshold-MeV", type=float, default=0.1, help="cell threshold in MeV (default: 0.1)")
+    threshold = p.add_mutually_exclusive_group()
+    threshold.add_argument("--threshold-GeV", type=float, default=1e-4, metavar="GEV",
+                           help="cell threshold for hit counts and the cell spectrum, GeV (default: %(default)g = "
+                           "0.1 MeV)")
+    threshold.add_argument("--threshold-MeV", type=float, help=argparse.SUPPRESS)  # the old spelling, in MeV
     p.add_argument("--tolerances", type=Path, metavar="YAML", help="YAML file overriding the pass tolerances")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier test")
     p.add_argument("--seed", type=int, default=1, help="seed of the splits and the classifier (default: 1)")
@@ -55,8 +59,10 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
     # every option and input is checked before the work (generation, observables) starts
     edges = _edges(args.energy_bins, "--energy-bins", "GeV")
     theta_edges = None if args.theta_bins is None else _edges(args.theta_bins, "--theta-bins", "degrees")
-    if not (args.threshold_MeV >= 0 and np.isfinite(args.threshold_MeV)):
-        raise ConfigError(f"--threshold-MeV {args.threshold_MeV}: must be a finite number >= 0")
+    if args.threshold_MeV is not None:
+        args.threshold_GeV = args.threshold_MeV * 1e-3
+    if not (args.threshold_GeV >= 0 and np.isfinite(args.threshold_GeV)):
+        raise ConfigError(f"--threshold-GeV {args.threshold_GeV:g}: must be a finite number >= 0")
     check_seed(args.seed)
     if args.community_max_showers < 10:
         raise ConfigError(f"--community-max-showers {args.community_max_showers}: must be at least 10")
@@ -76,7 +82,7 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
         candidate = generate_like(args.reference, args.model, args.out / "candidate.h5", seed=args.seed,
                                   binning=binning)
     metrics = run_validation(args.reference, candidate, args.out, reference2=args.reference2,
-                             energy_edges=edges, threshold_GeV=args.threshold_MeV * 1e-3,
+                             energy_edges=edges, threshold_GeV=args.threshold_GeV,
                              tolerances=tolerances, classifier=not args.no_classifier,
                              seed=args.seed, theta_edges_deg=theta_edges, binning=binning,
                              community=args.community, community_max_showers=args.community_max_showers,

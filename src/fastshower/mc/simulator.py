@@ -77,7 +77,7 @@ DEVICES = ("cpu", "cuda")
 def check_device(device: str) -> str:
     """``device`` if it is one the Monte Carlo runs on (``cpu`` or ``cuda``), else a one-line ``ConfigError``."""
     if device not in DEVICES:
-        raise ConfigError(f"--device '{device}': unknown (choose from {', '.join(DEVICES)})")
+        raise ConfigError(f"device '{device}': unknown (choose from {', '.join(DEVICES)})")
     return device
 
 

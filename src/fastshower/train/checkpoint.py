@@ -136,7 +136,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     """A new run needs a new or empty directory, or one left by a run stopped before its first checkpoint
     (nothing in it to continue from); ``resume`` needs ``last.pt`` in it."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir}: is a file; a run needs a directory")
+        raise ConfigError(f"{run_dir}: is a file; a run needs a directory")
     if resume:
         if not (run_dir / LAST).is_file():
             raise ConfigError(f"{run_dir}: no checkpoint {LAST} to resume from")

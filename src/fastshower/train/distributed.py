@@ -15,6 +15,7 @@ physics check.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available")
+            raise ConfigError("device cuda: no CUDA device is available")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")
 
@@ -66,7 +67,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("--precision fp16 needs CUDA (use bf16 on the CPU)")
+        raise ConfigError("precision fp16 needs CUDA (use bf16 on the CPU)")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -99,6 +100,11 @@ def wrap(module: nn.Module, info: DistInfo, sync_batchnorm: bool = False) -> nn.
     if sync_batchnorm:
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     ids = [info.device.index] if info.device.type == "cuda" else None
+    # buffers stay per rank during an epoch (averaged at its end); the initial ones are identical on every rank
+    # (one seed), so syncing them at construction changes nothing. Newer torch names the option
+    # forward_sync_buffers and warns, once per rank, about the old name.
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
