@@ -36,3 +36,34 @@ def test_onnx_matches_torch_for_any_batch(tmp_path, bundle):
         assert out.shape == (batch, 12, 12, 12)
         with torch.no_grad():
             np.testing.assert_allclose(out, wrapper(x).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_par04_layout_takes_its_input_vector_and_returns_shares_of_the_energy(tmp_path, bundle):
+    """Geant4 Par04 builds [latent | E/E_max | theta_deg/theta_max | geometry one-hot] and multiplies the output by
+    E in MeV (Par04InferenceSetup::GetEnergies): that product must be our showers in MeV."""
+    import json
+
+    import onnx
+
+    path = tmp_path / "par04.onnx"
+    report = export_onnx(bundle, path, par04=True, par04_geometries=2)
+    assert report.max_rel_diff < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["layout"] == "par04" and meta["latent_size"] == "200" and meta["condition_size"] == "4"
+    assert float(meta["energy_max_MeV"]) == 500_000.0 and float(meta["theta_max_deg"]) == 90.0
+    assert json.loads(meta["output_shape"]) == [12, 12, 12] and len(json.loads(meta["input_columns"])) == 204
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    noise = torch.randn(3, 200)
+    energy_GeV = torch.tensor([20.0, 100.0, 400.0])
+    par04_input = torch.cat([noise, (energy_GeV / 500.0)[:, None], torch.zeros(3, 1), torch.tensor([[0.0, 1.0]] * 3)],
+                            dim=1)
+    share = session.run(None, {"input": par04_input.numpy()})[0]
+    assert share.shape == (3, 12 * 12 * 12)
+    cells_MeV = share * (energy_GeV.numpy() * 1000.0)[:, None]
+    with torch.no_grad():
+        ours_GeV = SingleInputGenerator(bundle)(torch.cat([noise, energy_GeV[:, None]], dim=1)).numpy()
+    expected_MeV = ours_GeV.reshape(3, -1) * 1000.0  # float32 rounding of E / E_max x E_max: relative to the peak
+    np.testing.assert_allclose(cells_MeV, expected_MeV, rtol=1e-3, atol=1e-4 * float(expected_MeV.max()))
+    assert export_onnx(bundle, tmp_path / "plain.onnx", check=False) is None
+    plain = {p.key: p.value for p in onnx.load(str(tmp_path / "plain.onnx")).metadata_props}
+    assert plain["layout"] == "fastshower" and plain["output"] == "cell energies in GeV"

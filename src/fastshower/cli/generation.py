@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,11 @@ def add_export(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower export``."""
     p.add_argument("--model", required=True, help="generator bundle (.pt) or the name of a shipped model")
     p.add_argument("--onnx", required=True, type=Path, help="output ONNX file")
+    p.add_argument("--par04", action="store_true",
+                   help="Geant4 Par04's layout: input [latent | E/E_max | theta_deg/90 | geometry one-hot], output the "
+                   "cells' share of the particle's energy (x E in MeV = MeV); E_max is the model's top energy")
+    p.add_argument("--par04-geometries", type=int, default=2, metavar="N",
+                   help="--par04: geometry one-hot columns in the input (ignored by the model; default: %(default)s)")
 
 
 def run_export(args: argparse.Namespace, ctx: Context) -> int:
@@ -146,8 +152,16 @@ def run_export(args: argparse.Namespace, ctx: Context) -> int:
 
     check_output_file(args.onnx, overwrite=True, option="--onnx")
     sampler = fastshower.load(args.model)
-    report = export_onnx(sampler.bundle, args.onnx)
-    wrapper = SingleInputGenerator(sampler.bundle)
+    report = export_onnx(sampler.bundle, args.onnx, par04=args.par04, par04_geometries=args.par04_geometries)
+    wrapper = SingleInputGenerator(sampler.bundle, par04=args.par04, par04_geometries=args.par04_geometries)
+    if args.par04:
+        n_cells = math.prod(sampler.cell_shape)
+        print(f"{args.onnx}: Par04 layout, input 'input' (batch, {wrapper.latent_dim} + {wrapper.n_conditions}) = "
+              f"[latent | E/{wrapper.energy_max_GeV:g} GeV | theta_deg/90 | {args.par04_geometries} geometry "
+              f"columns], output 'showers' (batch, {n_cells}) = share of E per cell; onnxruntime vs torch on "
+              f"{report.n_showers} showers: max abs diff {report.max_abs_diff_GeV:.2g}, max rel diff "
+              f"{report.max_rel_diff:.2g}")
+        return 0
     print(f"{args.onnx}: input 'input' (batch, {wrapper.latent_dim} + {wrapper.n_conditions}) = [latent | E_GeV"
           f"{' | theta_rad' if wrapper.angle else ''}], output 'showers' (batch, "
           f"{', '.join(map(str, sampler.cell_shape))}) in GeV; onnxruntime vs torch on {report.n_showers} showers: "
