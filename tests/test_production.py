@@ -153,7 +153,7 @@ def test_plan_primaries_entry_point():
 def test_plan_primaries_errors():
     with pytest.raises(ConfigError, match="particle 'mu-'"):
         plan_primaries("mu-", fixed(1), fixed(0), fixed(0), 3, seed=1)
-    with pytest.raises(ConfigError, match="--n 0"):
+    with pytest.raises(ConfigError, match="n 0: must be >= 1"):
         plan_primaries("e-", fixed(1), fixed(0), fixed(0), 0, seed=1)
 
 
@@ -180,7 +180,7 @@ def test_chunks_aligned_and_skipping_done():
     done[4:6] = True  # part of one: redone whole, aligned as before
     assert chunks(10, 4, done) == [(4, 8), (8, 10)]
     assert chunks(10, 4, np.ones(10, dtype=bool)) == []
-    with pytest.raises(ConfigError, match="--chunk-size 0"):
+    with pytest.raises(ConfigError, match="chunk size 0: must be >= 1"):
         chunks(10, 0)
 
 
@@ -232,13 +232,13 @@ def test_run_production_closing_early_stops_pool(primaries_1gev):
 def test_run_production_rejects_bad_arguments(primaries_1gev):
     with pytest.raises(ConfigError, match="outside"):
         run_production(CALO, SETTINGS, primaries_1gev, 11, [(0, 9)], workers=1, scheduler=None)
-    with pytest.raises(ConfigError, match="--workers 0"):
+    with pytest.raises(ConfigError, match="workers 0: must be >= 1"):
         run_production(CALO, SETTINGS, primaries_1gev, 11, [(0, 8)], workers=0, scheduler=None)
 
 
 def test_scheduler_without_dask(monkeypatch, primaries_1gev):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
-    expected = r"^--scheduler needs the optional extra: pip install 'fastshower\[dask\]'$"
+    expected = r"^a dask scheduler needs the optional extra: pip install 'fastshower\[dask\]'$"
     with pytest.raises(ConfigError, match=expected):
         run_production(CALO, SETTINGS, primaries_1gev, 11, [(0, 8)], workers=1, scheduler="local")
 

@@ -46,13 +46,13 @@ def require_cuda() -> Any:
     try:
         from numba import cuda
     except ImportError:
-        raise ConfigError("--device cuda needs the optional extra: pip install 'fastshower[cuda]'") from None
+        raise ConfigError("device cuda needs the optional extra: pip install 'fastshower[cuda]'") from None
     try:
         available = bool(cuda.is_available())
     except Exception:  # a broken driver or toolkit installation reports itself in many ways
         available = False
     if not available:
-        raise ConfigError("--device cuda: no CUDA GPU is available on this machine (numba-cuda finds no device "
+        raise ConfigError("device cuda: no CUDA GPU is available on this machine (numba-cuda finds no device "
                           "or driver); use --device cpu")
     return cuda
 

@@ -155,7 +155,7 @@ def plan_primaries(
     """
     n = int(n)
     if n < 1:
-        raise ConfigError(f"--n {n}: must be >= 1")
+        raise ConfigError(f"n {n}: must be >= 1 (number of showers)")
     if not (math.isfinite(entry_spread_mm) and entry_spread_mm >= 0):
         raise ConfigError(f"entry spread {entry_spread_mm!r}: must be a finite number >= 0 mm")
     code = pdg_code(particle)
@@ -241,7 +241,7 @@ def chunks(
     """
     n, chunk_size = int(n), int(chunk_size)
     if chunk_size < 1:
-        raise ConfigError(f"--chunk-size {chunk_size}: must be >= 1")
+        raise ConfigError(f"chunk size {chunk_size}: must be >= 1")
     if done_mask is not None:
         done_mask = np.asarray(done_mask, dtype=bool)
         if done_mask.shape != (n,):
@@ -284,7 +284,7 @@ def run_production(
             raise ConfigError(f"chunk [{a}, {b}) is outside the {len(primaries)} primaries")
     workers = int(workers)
     if workers < 1:
-        raise ConfigError(f"--workers {workers}: must be >= 1")
+        raise ConfigError(f"workers {workers}: must be >= 1")
     check_backend(device, scheduler, showers_per_launch)
     check_primaries(calorimeter, settings, primaries)
     if scheduler is not None:
@@ -304,10 +304,10 @@ def check_backend(device: str, scheduler: str | None, showers_per_launch: int = 
     unknown device, a GPU that is absent, dask with a GPU, dask not installed, a negative launch size."""
     check_device(device)
     if int(showers_per_launch) < 0:
-        raise ConfigError(f"--showers-per-launch {showers_per_launch}: must be >= 1 (or 0, the default)")
+        raise ConfigError(f"showers per launch {showers_per_launch}: must be >= 1 (or 0, the default)")
     if scheduler is not None:
         if device != "cpu":
-            raise ConfigError("--scheduler runs on dask's CPU workers: use it with --device cpu")
+            raise ConfigError("a dask scheduler runs on dask's CPU workers: use it with device cpu")
         require_dask()
     if device == "cuda":
         from fastshower.mc.gpu import require_cuda
@@ -455,7 +455,7 @@ def require_dask() -> None:
     try:
         import dask.distributed  # noqa: F401
     except ImportError:
-        raise ConfigError("--scheduler needs the optional extra: pip install 'fastshower[dask]'") from None
+        raise ConfigError("a dask scheduler needs the optional extra: pip install 'fastshower[dask]'") from None
 
 
 def _run_dask(
@@ -476,7 +476,7 @@ def _run_dask(
             try:
                 client = Client(scheduler, timeout="30s")
             except (OSError, TimeoutError, ValueError) as err:
-                raise ConfigError(f"--scheduler '{scheduler}': cannot connect ({err})") from None
+                raise ConfigError(f"scheduler '{scheduler}': cannot connect ({err})") from None
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         logger.debug("dask: %s with %d workers", client.scheduler.address, n_workers)
         queue = iter(todo)
