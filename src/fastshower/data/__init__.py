@@ -1,6 +1,7 @@
 """Data layer: the in-memory ``ShowerData``, the fastshower HDF5 format and readers of external formats.
 
-Imports nothing from fastshower but ``fastshower.errors``: it sits below the Monte Carlo and the models.
+Imports nothing from fastshower but ``fastshower.errors`` and ``fastshower.config`` (file parsing): it sits below
+the Monte Carlo and the models.
 """
 
 from fastshower.data.merge import merge_showers

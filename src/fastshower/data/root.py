@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from fastshower.config import read_mapping
 from fastshower.errors import ConfigError, DataFormatError
 
 #: First bytes of every ROOT file.
@@ -97,16 +97,8 @@ class RootMapping:
 
 def load_mapping(path: str | Path) -> RootMapping:
     """Read and check a mapping file; every problem is a one-line ``ConfigError`` naming the file and the key."""
-    path = Path(path)
     src = str(path)
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{src}: cannot read the mapping file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{src}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{src}: a mapping file must be a YAML mapping (format, tree, ...; see docs/byo.md)")
+    tree = read_mapping(path, "mapping file (format, tree, ...; docs/byo.md)")
     fmt = tree.get("format")
     if fmt not in FORMATS:
         raise ConfigError(f"{src}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -70,16 +70,9 @@ def load_tolerances(path: str | Path | None) -> dict[str, float]:
     tol = dict(DEFAULT_TOLERANCES)
     if path is None:
         return tol
-    import yaml
+    from fastshower.config import read_mapping
 
-    try:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read tolerances file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: a tolerances file must map metric names to numbers")
+    loaded = read_mapping(path, "tolerances file (metric names to numbers)")
     for key, value in loaded.items():
         if key not in tol:
             raise ConfigError(f"{path}: unknown metric {key!r} (known: {', '.join(sorted(tol))})")
