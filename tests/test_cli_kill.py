@@ -72,7 +72,8 @@ def test_killed_dask_production_leaves_no_local_worker(tmp_path):
         kill_all(proc, workers)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGKILL", "SIGTERM"])  # SIGTERM is also covered by tests/test_interrupts.py
 def test_killed_production_leaves_no_worker_and_resumes_identically(uninterrupted, tmp_path, signum):
     out = tmp_path / "run.h5"
     proc, workers, identities = start_and_wait_for_workers(command(out), 2)

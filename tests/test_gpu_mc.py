@@ -69,6 +69,7 @@ print(json.dumps({"same": bool(np.array_equal(a.images, b.images)
     assert out["deposit"] > 0
 
 
+@pytest.mark.slow  # a physics comparison (12 s under the simulator): make test-slow
 def test_gpu_sampling_fraction_and_profile_agree_with_cpu_within_statistics(tmp_path: Path) -> None:
     # independent samples: the GPU path with one run seed, the CPU kernel with another (2 GeV electrons)
     out = _in_simulator(_SETUP + """
@@ -171,6 +172,7 @@ def test_unknown_device_is_refused() -> None:
         Simulator(load_geometry("clic"), device="tpu")
 
 
+@pytest.mark.slow  # 40 s of NVVM + ptxas on 2 cores: make test-slow
 def test_the_whole_transport_compiles_for_a_hopper_gpu(clic_simulator: Simulator) -> None:
     pytest.importorskip("numba.cuda")
     from fastshower.mc import gpu
