@@ -21,7 +21,7 @@ from fastshower.validate.community import (
     kpd,
     transverse_grid,
 )
-from fastshower.validate.report import auc_null_sigma
+from fastshower.validate.report import auc_null_sigma, run_validation
 
 DS2_EDGES = [0.0, 4.65, 9.3, 13.95, 18.6, 27.9, 37.2, 46.5, 55.8, 74.4]  # 9 radial bins, mm
 
@@ -94,8 +94,7 @@ def test_validate_community_reports_each_metric_beside_its_floor(tmp_path, capsy
     ref = write_showers(tmp_path / "ref.h5", sample(400, 1))
     cand = write_showers(tmp_path / "cand.h5", sample(200, 2, 1.15))
     out = tmp_path / "report"
-    assert main(["validate", "--reference", str(ref), "--candidate", str(cand), "--out", str(out), "--community",
-                 "--community-max-showers", "150", "--energy-bins", "10,510"]) == 0
+    run_validation(ref, cand, out, energy_edges=(10, 510), community=True, community_max_showers=150, plots=False)
     metrics = json.loads((out / "metrics.json").read_text())
     community = metrics["community"]
     assert community["max_showers"] == 150 and community["transverse_unit"] == "cell"
