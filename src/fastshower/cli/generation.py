@@ -54,7 +54,7 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: must be >= 1")
     if args.batch < 1:
-        raise ConfigError(f"--batch {args.batch}: must be >= 1")
+        raise ConfigError(f"--batch-size {args.batch}: must be >= 1")
     check_seed(args.seed)
     binning = _output_binning(args)
     sampler = fastshower.load(args.model)
@@ -205,24 +205,22 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
 
 # --- models -----------------------------------------------------------------------------------------------------
 
-_PARTICLE_NAMES = {11: "e-", -11: "e+", 22: "gamma", 111: "pi0", 211: "pi+", -211: "pi-", 0: "any"}
-
-
 def add_models(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower models`` (none)."""
 
 
 def run_models(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower models``: one line per shipped model with its detector, particles and conditions."""
-    import math
-
     from fastshower.generate import resolve_model, shipped_models
+    from fastshower.mc.simulator import PARTICLES
     from fastshower.models.bundle import load_bundle
+
+    names = {code: name for name, code in PARTICLES.items()} | {0: "any"}  # 0: a file that did not say
 
     rows = [("name", "detector", "particles", "energy [GeV]", "theta [deg]", "cells")]
     for name in shipped_models():
         b = load_bundle(resolve_model(name))
-        particles = ", ".join(_PARTICLE_NAMES.get(int(c), str(c)) for c in b.particles) or "any"
+        particles = ", ".join(names.get(int(c), str(c)) for c in b.particles) or "any"
         low, high = (math.degrees(t) for t in b.theta_range_rad)
         rows.append((name, str(b.geometry.get("name", "?")), particles,
                      f"{b.energy_range_GeV[0]:g}-{b.energy_range_GeV[1]:g}", f"{low:.3g}-{high:.3g}",

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from fastshower.validate.observables import cylindrical_centres
+
 logger = logging.getLogger(__name__)
 
 #: Names of the conventions, shown in the report beside the numbers.
@@ -68,13 +70,9 @@ def transverse_grid(cell_shape: tuple[int, int, int], attrs: dict[str, Any]) -> 
     na, nb, nz = cell_shape
     binning = attrs.get("binning")
     if isinstance(binning, dict) and binning.get("kind") == "cylindrical":
-        edges = binning.get("r_edges_mm")
-        r_edges = np.asarray(edges, float) if edges is not None else np.arange(na + 1, dtype=float)
-        r = 0.5 * (r_edges[1:] + r_edges[:-1])
-        alpha_edges = np.linspace(-math.pi, math.pi, nb + 1)
-        alpha = 0.5 * (alpha_edges[1:] + alpha_edges[:-1])
+        r, alpha, in_mm = cylindrical_centres(binning, na, nb)
         rr, aa = np.meshgrid(r, alpha, indexing="ij")
-        return TransverseGrid(rr * np.cos(aa), rr * np.sin(aa), rr, "mm" if edges is not None else "cell",
+        return TransverseGrid(rr * np.cos(aa), rr * np.sin(aa), rr, "mm" if in_mm else "cell",
                               CHALLENGE_DATASETS.get(na * nb * nz, ""))
     pitch, unit = 1.0, "cell"
     grid = attrs.get("geometry", {}).get("grid") if isinstance(attrs.get("geometry"), dict) else None

@@ -41,12 +41,14 @@ def shared_edges(ref: np.ndarray, cand: np.ndarray, n_bins: int = N_BINS) -> np.
     return edges
 
 
+def clipped_histogram(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``x`` in ``edges`` (float), values outside the range clipped into the end bins."""
+    return np.histogram(np.clip(x, edges[0], edges[-1]), edges)[0].astype(float)
+
+
 def histograms(ref: np.ndarray, cand: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of both samples in ``edges``, values outside the range clipped into the end bins."""
-    lo, hi = edges[0], edges[-1]
-    h1 = np.histogram(np.clip(ref, lo, hi), edges)[0].astype(float)
-    h2 = np.histogram(np.clip(cand, lo, hi), edges)[0].astype(float)
-    return h1, h2
+    return clipped_histogram(ref, edges), clipped_histogram(cand, edges)
 
 
 def chi2_ndf(h1: np.ndarray, h2: np.ndarray) -> float:

@@ -238,14 +238,25 @@ def compute_observables(
     )
 
 
+def cylindrical_centres(binning: Mapping[str, Any], n_radial: int, n_alpha: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Voxel centres of a cylindrical readout: radii (the radial bins' midpoints in mm, or the bin indices when the
+    binning gives no radial edges), alpha (rad, bin centres from -pi, as the CaloChallenge's) and whether the radii
+    are in mm."""
+    edges = binning.get("r_edges_mm")
+    if edges:
+        r = 0.5 * (np.asarray(edges[1:], float) + np.asarray(edges[:-1], float))
+    else:
+        r = np.arange(n_radial, dtype=float)
+    alpha = -np.pi + (np.arange(n_alpha) + 0.5) * 2 * np.pi / n_alpha
+    return r, alpha, bool(edges)
+
+
 def _cylindrical_moments(ecal: np.ndarray, r_profile: np.ndarray, alpha_profile: np.ndarray, total: np.ndarray,
                          binning: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
     """Radial moments (mm, or radial bins without edges), circular alpha moments (rad) and the challenge's
     x/y centre and width (mm) of showers on (r, alpha, layer) cells (see the module docstring)."""
     n, nr, na, _ = ecal.shape
-    edges = binning.get("r_edges_mm")
-    r = 0.5 * (np.asarray(edges[1:], float) + np.asarray(edges[:-1], float)) if edges else np.arange(nr, dtype=float)
-    alpha = -np.pi + (np.arange(na) + 0.5) * 2 * np.pi / na
+    r, alpha, in_mm = cylindrical_centres(binning, nr, na)
     cr, wr = _moments(r_profile, r, total)
     with np.errstate(invalid="ignore", divide="ignore"):
         c, s = alpha_profile @ np.cos(alpha), alpha_profile @ np.sin(alpha)
@@ -258,7 +269,7 @@ def _cylindrical_moments(ecal: np.ndarray, r_profile: np.ndarray, alpha_profile:
     centre_mm, width_mm = np.full((n, 3), np.nan), np.full((n, 3), np.nan)
     for k, coord in enumerate((rr * np.cos(aa), rr * np.sin(aa))):
         centre_mm[:, k], width_mm[:, k] = _moments(transverse, coord.reshape(-1), total)
-    return cr, wr, ca, wa, centre_mm, width_mm, "mm" if edges else "radial bin"
+    return cr, wr, ca, wa, centre_mm, width_mm, "mm" if in_mm else "radial bin"
 
 
 def compute_observables_file(

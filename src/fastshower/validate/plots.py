@@ -18,7 +18,7 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fastshower.validate.metrics import shared_edges  # noqa: E402
+from fastshower.validate.metrics import clipped_histogram, shared_edges  # noqa: E402
 from fastshower.validate.observables import SPECTRUM_EDGES, Observables  # noqa: E402
 
 STYLE = hep.style.CMS
@@ -111,7 +111,7 @@ def _density(ref: np.ndarray, cand: np.ndarray, floor: np.ndarray | None = None
     width = np.diff(edges)
     vals, errs = [], []
     for x in samples:
-        counts = np.histogram(np.clip(x, edges[0], edges[-1]), edges)[0].astype(float)
+        counts = clipped_histogram(x, edges)
         norm = max(counts.sum(), 1.0) * width
         vals.append(counts / norm)
         errs.append(np.sqrt(counts) / norm)

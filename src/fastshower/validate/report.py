@@ -119,45 +119,48 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 # --- pass / fail ---------------------------------------------------------------------------------------------
 
 
+def _tested(metric: str, x: float | None) -> float | None:
+    """What the pass rule compares: the value itself, or |AUC - 0.5| for the AUC; None when not computable."""
+    if x is None or not math.isfinite(x):
+        return None
+    return abs(x - 0.5) if metric == "auc" else x
+
+
+def threshold(metric: str, floor: float | None, tol: Mapping[str, float]) -> float:
+    """The largest passing value: ``max(factor * floor, tolerance)`` (the tolerance alone without a floor); for the
+    AUC in units of |AUC - 0.5|, ``floor`` being the raw floor AUC."""
+    tested = _tested(metric, floor)
+    return tol[metric] if tested is None else max(tol["factor"] * tested, tol[metric])
+
+
 def judge(metric: str, value: float | None, floor: float | None, tol: Mapping[str, float]) -> bool | None:
     """Pass rule ``value <= max(factor * floor, tolerance)``; AUC uses |AUC - 0.5|. None when not computable."""
-    if value is None or not math.isfinite(value):
-        return None
-    if metric == "auc":
-        value = abs(value - 0.5)
-        floor = None if floor is None else abs(floor - 0.5)
-    limit = tol[metric]
-    if floor is not None and math.isfinite(floor):
-        limit = max(tol["factor"] * floor, limit)
-    return bool(value <= limit)
+    tested = _tested(metric, value)
+    return None if tested is None else bool(tested <= threshold(metric, floor, tol))
 
 
 def _summary_row(label: str, metric: str, items: dict[str, tuple[float, float]], tol: Mapping[str, float],
                  enough: bool = True) -> dict[str, Any]:
-    """One summary row over several observables: pass if all pass; shows the worst (value / limit) one. With too
-    few showers (``enough`` False) the row is "insufficient" and has no pass/fail verdict."""
+    """One summary row over several observables: pass if all pass; shows the worst (value / threshold) one, with
+    value and floor as tested (|AUC - 0.5| for the AUC). With too few showers (``enough`` False) the row is
+    "insufficient" and has no pass/fail verdict."""
     worst, worst_ratio, verdicts = None, -1.0, []
     for name, (v, f) in items.items():
         verdict = judge(metric, v, f, tol)
         verdicts.append(verdict)
         if verdict is None:
             continue
-        limit = max(tol["factor"] * f, tol[metric]) if f is not None and math.isfinite(f) else tol[metric]
-        ratio = v / limit if limit > 0 else math.inf
+        limit = threshold(metric, f, tol)
+        ratio = _tested(metric, v) / limit if limit > 0 else math.inf  # type: ignore[operator]
         if ratio > worst_ratio:
             worst, worst_ratio = name, ratio
     known = [v for v in verdicts if v is not None]
     value, floor = items[worst] if worst is not None else (None, None)
-    if metric == "auc":  # show what is tested: the deviation from 0.5
-        value = None if value is None else abs(value - 0.5)
-        floor = None if floor is None else abs(floor - 0.5)
     verdict = (all(known) if known else None) if enough else None
-    threshold = tol[metric]
-    if floor is not None and math.isfinite(floor):
-        threshold = max(tol["factor"] * (abs(floor - 0.5) if metric == "auc" else floor), threshold)
     status = "insufficient" if not enough else {True: "pass", False: "fail", None: "n/a"}[verdict]
-    return {"bin": label, "metric": metric, "observable": worst, "value": value, "floor": floor,
-            "tolerance": tol[metric], "threshold": threshold, "pass": verdict, "status": status}
+    return {"bin": label, "metric": metric, "observable": worst, "value": _tested(metric, value),
+            "floor": _tested(metric, floor), "tolerance": tol[metric], "threshold": threshold(metric, floor, tol),
+            "pass": verdict, "status": status}
 
 
 def overall_verdict(summary: Sequence[Mapping[str, Any]]) -> str:
@@ -266,11 +269,13 @@ def _community(paths: dict[str, Path], idx: dict[str, np.ndarray], attrs: Mappin
     from fastshower.validate.community import CONVENTION, community_metrics, transverse_grid
 
     t0 = time.perf_counter()
-    cells = {}
-    for key in ("ref", "cand", "floor"):
-        index = idx[key][:max_showers]
-        data = read_showers(paths[key], 0, int(index.max()) + 1, binning)
-        cells[key] = (data.ecal[index], data.energy_GeV[index])
+    index = {key: idx[key][:max_showers] for key in ("ref", "cand", "floor")}
+    files = {}  # each file read once (the two reference halves share one), up to the last shower used
+    for key in index:
+        p = paths[key]
+        if p not in files:
+            files[p] = read_showers(p, 0, max(int(i.max()) + 1 for k, i in index.items() if paths[k] == p), binning)
+    cells = {k: (files[paths[k]].ecal[i], files[paths[k]].energy_GeV[i]) for k, i in index.items()}
     grid = transverse_grid(tuple(cells["ref"][0].shape[1:]), dict(attrs))  # type: ignore[arg-type]
     out: dict[str, Any] = {"convention": CONVENTION, "transverse_unit": grid.unit,
                            "calochallenge_dataset": grid.dataset or None, "max_showers": max_showers}
@@ -362,6 +367,7 @@ def run_validation(
     results = _run_classifiers(paths, obs, idx, seed, binning) if classifier else {}
     classifier_out = {lvl: {"value": r["value"], "floor": r["floor"]} for lvl, r in results.items()}
     summary = summarise(bins, classifier_out, tol)
+    verdict = overall_verdict(summary)
     community_out = (_community(paths, idx, infos["ref"]["attrs"], seed, community_max_showers, classifier, binning)
                      if community else None)
     metrics = {
@@ -377,8 +383,8 @@ def run_validation(
         "tolerances": tol,
         "seed": seed,
         "summary": summary,
-        "verdict": overall_verdict(summary),
-        "passed": overall_verdict(summary) == "PASS",
+        "verdict": verdict,
+        "passed": verdict == "PASS",
         "min_showers": MIN_SHOWERS,
         "bins": bins,
         "classifier": classifier_out,
