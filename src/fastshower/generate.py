@@ -130,6 +130,30 @@ class ShowerSampler:
             yield self._generate(noise.take(first + start, first + stop), energy_GeV[start:stop],
                                  theta_rad[start:stop], precision)
 
+    def sample_rows(self, energy_GeV: np.ndarray, theta_rad: np.ndarray, rows: np.ndarray, seed: int,
+                    batch_size: int = 128, precision: str = "bf16") -> np.ndarray:
+        """Showers number ``rows`` of a run with ``seed`` (shower ``rows[i]`` at ``energy_GeV[i]``, ``theta_rad[i]``):
+        each gets the noise it would get in ``sample(..., seed=seed)`` at that position, so that a caller can make
+        any subset of a run, in any batches. Conditions must lie inside the training range."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.shape != np.shape(energy_GeV) or rows.shape != np.shape(theta_rad):
+            raise ConfigError(f"rows ({rows.size}), energies ({np.size(energy_GeV)}) and angles "
+                              f"({np.size(theta_rad)}) differ in number")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision '{precision}': expected one of {', '.join(PRECISIONS)}")
+        if batch_size < 1:
+            raise ConfigError(f"batch size {batch_size}: must be >= 1")
+        out = np.empty((rows.size, *self.cell_shape), dtype=np.float32)
+        if rows.size == 0:
+            return out
+        self.check_conditions(np.asarray(energy_GeV, np.float64), np.asarray(theta_rad, np.float64))
+        noise = _NoiseStream(int(seed), self.bundle.latent_dim)
+        for start in range(0, rows.size, batch_size):
+            stop = min(start + batch_size, rows.size)
+            out[start:stop] = self._generate(noise.rows(rows[start:stop]), energy_GeV[start:stop],
+                                             theta_rad[start:stop], precision)
+        return out
+
     @torch.inference_mode()
     def _generate(self, noise: torch.Tensor, energy_GeV: np.ndarray, theta_rad: np.ndarray,
                   precision: str) -> np.ndarray:
@@ -177,6 +201,12 @@ class _NoiseStream:
             gen = torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
             self._block_index, self._block = block, torch.randn(NOISE_BLOCK, self.latent_dim, generator=gen)
         return self._block
+
+    def rows(self, indices: np.ndarray) -> torch.Tensor:
+        """The noise vectors of showers ``indices`` (any order)."""
+        if len(indices) == 0:
+            return torch.empty(0, self.latent_dim)
+        return torch.cat([self.take(int(i), int(i) + 1) for i in indices], dim=0)
 
     def take(self, start: int, stop: int) -> torch.Tensor:
         parts = []

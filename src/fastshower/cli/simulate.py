@@ -14,6 +14,7 @@ import numpy as np
 
 from fastshower import __version__
 from fastshower.cli.common import Context, add_layout_options, check_output_file, check_seed, layout, progress
+from fastshower.cli.events import add_event_options, run_simulate_events
 from fastshower.config import read_mapping
 from fastshower.errors import ConfigError
 
@@ -29,11 +30,11 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--geometry", default="clic", help="preset name (clic, clic-wide) or a YAML/TOML detector "
                    "file (default: %(default)s)")
-    p.add_argument("--particle", required=True, help="e-, e+, gamma, pi0 or a PDG code")
-    p.add_argument("--energy", required=True, metavar="GEV",
+    p.add_argument("--particle", help="e-, e+, gamma, pi0 or a PDG code (required without --events)")
+    p.add_argument("--energy", metavar="GEV",
                    help="kinetic energy in GeV: fixed '100', uniform range '10:510', log-uniform range "
                    "'10:510:log' (as many showers per factor of energy at the low edge as at the high one) or list "
-                   "in equal shares '10,50,100'")
+                   "in equal shares '10,50,100' (required without --events)")
     p.add_argument("--theta", default="0", metavar="DEG",
                    help="incidence angle from the normal in degrees, same forms as --energy (default: 0)")
     p.add_argument("--phi", default="0", metavar="DEG", help="azimuth in degrees (default: 0)")
@@ -41,7 +42,8 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
                    help="entry point on the front face in mm, 0,0 = grid centre (default: %(default)s)")
     p.add_argument("--entry-spread", type=float, default=0.0, metavar="MM",
                    help="uniform smearing of the entry point by +-MM in x and y (default: 0)")
-    p.add_argument("--n", type=int, required=True, help="number of showers")
+    p.add_argument("--n", type=int, help="number of showers (required without --events; with --events: the first "
+                   "N events, default all)")
     p.add_argument("--seed", type=int, default=1, help="run seed; same seed => same showers (default: 1)")
     p.add_argument("--out", required=True, type=Path, help="output HDF5 file (one file; resumable)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -68,6 +70,7 @@ def add_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-resume", action="store_true",
                    help="discard an existing <out>.partial instead of resuming it")
+    add_event_options(p)
 
 
 def _load_settings(path: Path | None, **overrides: Any) -> Any:
@@ -129,6 +132,14 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     )
     from fastshower.mc.simulator import available_energy_GeV
 
+    if args.events is not None:
+        return run_simulate_events(args, ctx)
+    if args.fast_model:
+        raise ConfigError("--fast-model: works on events (--events FILE); single primaries are all transported")
+    missing = [flag for flag, value in (("--particle", args.particle), ("--energy", args.energy), ("--n", args.n))
+               if value is None]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: required (or --events FILE)")
     out = check_output_file(args.out, args.overwrite)
     if args.n < 1:
         raise ConfigError(f"--n {args.n}: must be >= 1")

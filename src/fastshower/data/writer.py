@@ -74,6 +74,8 @@ class ShowerWriter:
         resume: reopen an existing partial file made with the same configuration; if False an existing partial
             file is discarded (with a warning) and the production starts over.
         overwrite: allow replacing an existing final file (the old one stays until ``finalize``).
+        tables: datasets known before any shower is made, by path (``"particles/pdg"``), written whole when the
+            partial file is created; a resumed file must hold the same ones with the same values.
 
     Raises:
         DataFormatError: the final file exists (and not ``overwrite``) or is a folder, the partial file was made
@@ -93,6 +95,7 @@ class ShowerWriter:
         ledger_keys: Sequence[str] = LEDGER_KEYS,
         resume: bool = True,
         overwrite: bool = False,
+        tables: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.path = Path(path)
         self.partial_path = partial_path(self.path)
@@ -100,6 +103,7 @@ class ShowerWriter:
         self.cell_shape: tuple[int, int, int] = tuple(int(c) for c in cell_shape)  # type: ignore[assignment]
         self.ledger_keys = tuple(str(k) for k in ledger_keys)
         self.overwrite = overwrite
+        self._tables = {str(k): np.asarray(v) for k, v in (tables or {}).items()}
         self._attrs = dict(attrs)
         self._attrs.setdefault("version", package_version())
         self._attrs.setdefault("geometry", {})
@@ -151,6 +155,8 @@ class ShowerWriter:
             grp = f.create_group("ledger")
             for key in self.ledger_keys:
                 grp.create_dataset(key, shape=(n,), dtype=np.float64, chunks=chunk_1d, **_COMPRESSION)
+        for name, values in self._tables.items():
+            f.create_dataset(name, data=values, **(_COMPRESSION if values.size else {}))
         f.create_dataset(DONE_KEY, shape=(n,), dtype=bool, chunks=chunk_1d, fillvalue=False)
         # attrs are stored from the start so that a resumed job can be checked against them
         f.attrs.update(encoded)
@@ -190,6 +196,9 @@ class ShowerWriter:
             old_ledger = tuple(f["ledger"].keys()) if "ledger" in f else ()
             if set(old_ledger) != set(self.ledger_keys):
                 differ.append("ledger keys")
+            for name, values in self._tables.items():
+                if name not in f or not np.array_equal(f[name][...], values):
+                    differ.append(name)
             old_cfg, new_cfg = config_json(old), config_json(self._attrs)
             differ += [k for k in CONFIG_ATTRS if old_cfg[k] != new_cfg[k]]
             if differ:

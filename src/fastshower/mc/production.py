@@ -204,8 +204,19 @@ def check_primaries(calorimeter: Calorimeter, settings: PhysicsSettings, primari
     get_simulator(calorimeter, settings).check(primaries)
 
 
-def _simulate(sim: Simulator, primaries: Primaries, seed: int, start: int) -> ShowerBatch:
-    return sim.run(primaries, shower_seeds(seed, start, len(primaries)))
+def chunk_seeds(seed: int, start: int, stop: int, seed_index: np.ndarray | None = None) -> np.ndarray:
+    """Seeds of primaries ``start .. stop-1``: ``shower_seeds(seed, i, 1)`` for each ``i`` in that range, or for
+    each ``seed_index[i]`` when given (the events' particles keep their own numbers when some are left out)."""
+    if seed_index is None:
+        return shower_seeds(seed, start, stop - start)
+    rows = np.asarray(seed_index[start:stop], dtype=np.int64)
+    if rows.size and np.all(np.diff(rows) == 1):
+        return shower_seeds(seed, int(rows[0]), int(rows.size))
+    return np.array([shower_seeds(seed, int(r), 1)[0] for r in rows], dtype=np.uint64)
+
+
+def _simulate(sim: Simulator, primaries: Primaries, seeds: np.ndarray, readout: bool) -> ShowerBatch:
+    return sim.run(primaries, seeds, readout=readout)
 
 
 # state of a worker process of the local pool
@@ -217,15 +228,31 @@ def _init_pool_worker(calorimeter: Calorimeter, settings: PhysicsSettings) -> No
     _WORKER_SIM = get_simulator(calorimeter, settings)
 
 
-def _pool_chunk(primaries: Primaries, seed: int, start: int) -> tuple[int, ShowerBatch]:
+def _pool_chunk(primaries: Primaries, seeds: np.ndarray, start: int, readout: bool) -> tuple[int, ShowerBatch]:
     assert _WORKER_SIM is not None, "worker not initialised"
-    return start, _simulate(_WORKER_SIM, primaries, seed, start)
+    return start, _simulate(_WORKER_SIM, primaries, seeds, readout)
 
 
 def _dask_chunk(
-    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int, start: int
+    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seeds: np.ndarray, start: int,
+    readout: bool,
 ) -> tuple[int, ShowerBatch]:
-    return start, _simulate(get_simulator(calorimeter, settings), primaries, seed, start)
+    return start, _simulate(get_simulator(calorimeter, settings), primaries, seeds, readout)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of one production shares: the primaries, the run seed, the seed numbers of the primaries
+    (None: their positions) and whether the readout's zero suppression is applied (events apply it to the sum)."""
+
+    primaries: Primaries
+    seed: int
+    seed_index: np.ndarray | None = None
+    readout: bool = True
+
+    def task(self, a: int, b: int) -> tuple[Primaries, np.ndarray, int, bool]:
+        """The pool task of chunk ``[a, b)``: ``(primaries, seeds, start, readout)``."""
+        return self.primaries.select(a, b), chunk_seeds(self.seed, a, b, self.seed_index), a, self.readout
 
 
 # --- chunks and the production loop -----------------------------------------------------------------------
@@ -264,8 +291,14 @@ def run_production(
     scheduler: str | None = None,
     device: str = "cpu",
     showers_per_launch: int = 0,
+    seed_index: np.ndarray | None = None,
+    readout: bool = True,
 ) -> Iterator[tuple[int, ShowerBatch]]:
     """Simulate the chunks ``[start, stop)`` of ``primaries``; yield ``(start, batch)`` as they complete.
+
+    Primary ``i`` is simulated from ``shower_seeds(seed, i, 1)``, or from ``shower_seeds(seed, seed_index[i], 1)``
+    when ``seed_index`` is given. ``readout=False`` leaves the images without the readout's zero suppression (the
+    events' images are suppressed once their particles are summed).
 
     Chunks may complete in any order. ``workers == 1`` runs in this process, ``workers > 1`` in a local
     process pool (one :class:`Simulator` per worker process). ``scheduler`` is a dask.distributed scheduler
@@ -287,16 +320,19 @@ def run_production(
         raise ConfigError(f"workers {workers}: must be >= 1")
     check_backend(device, scheduler, showers_per_launch)
     check_primaries(calorimeter, settings, primaries)
+    if seed_index is not None and len(seed_index) != len(primaries):
+        raise ConfigError(f"seed index: {len(seed_index)} numbers for {len(primaries)} primaries")
+    job = _Job(primaries, int(seed), None if seed_index is None else np.asarray(seed_index, np.int64), bool(readout))
     if scheduler is not None:
-        return _run_dask(calorimeter, settings, primaries, int(seed), todo, workers, scheduler)
+        return _run_dask(calorimeter, settings, job, todo, workers, scheduler)
     if device == "cuda":
         gpu_sim = get_simulator(calorimeter, settings, device, showers_per_launch)  # a missing GPU fails here
         if workers == 1 or len(todo) <= 1:
-            return _run_gpu(gpu_sim, primaries, int(seed), _ChunkQueue(todo), None)
-        return _run_hybrid(calorimeter, settings, gpu_sim, primaries, int(seed), todo, workers - 1)
+            return _run_gpu(gpu_sim, job, _ChunkQueue(todo), None)
+        return _run_hybrid(calorimeter, settings, gpu_sim, job, todo, workers - 1)
     if workers == 1 or len(todo) <= 1:
-        return _run_local(calorimeter, settings, primaries, int(seed), todo)
-    return _run_pool(calorimeter, settings, primaries, int(seed), todo, min(workers, len(todo)))
+        return _run_local(calorimeter, settings, job, todo)
+    return _run_pool(calorimeter, settings, job, todo, min(workers, len(todo)))
 
 
 def check_backend(device: str, scheduler: str | None, showers_per_launch: int = 0) -> None:
@@ -316,12 +352,12 @@ def check_backend(device: str, scheduler: str | None, showers_per_launch: int = 
 
 
 def _run_local(
-    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
-    todo: list[tuple[int, int]],
+    calorimeter: Calorimeter, settings: PhysicsSettings, job: _Job, todo: list[tuple[int, int]],
 ) -> Iterator[tuple[int, ShowerBatch]]:
     sim = get_simulator(calorimeter, settings)
     for start, stop in todo:
-        yield start, _simulate(sim, primaries.select(start, stop), seed, start)
+        primaries, seeds, _, readout = job.task(start, stop)
+        yield start, _simulate(sim, primaries, seeds, readout)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -338,18 +374,17 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def _run_pool(
-    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
-    todo: list[tuple[int, int]], workers: int,
+    calorimeter: Calorimeter, settings: PhysicsSettings, job: _Job, todo: list[tuple[int, int]], workers: int,
 ) -> Iterator[tuple[int, ShowerBatch]]:
-    tasks = ((primaries.select(a, b), seed, a) for a, b in todo)
-    yield from _pool(calorimeter, settings, primaries, tasks, workers)
+    tasks = (job.task(a, b) for a, b in todo)
+    yield from _pool(calorimeter, settings, job.primaries, tasks, workers)
 
 
 def _pool(
     calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, tasks: Iterator[tuple], workers: int,
     side: SideResults | None = None,
 ) -> Iterator[tuple[int, ShowerBatch]]:
-    """CPU worker processes running ``tasks`` (``(primaries, seed, start)``); ``side``: results of a thread
+    """CPU worker processes running ``tasks`` (:meth:`_Job.task`); ``side``: results of a thread
     yielded among theirs (see :func:`fastshower.mc.pool.imap_unordered`)."""
     # build the tables and load the compiled kernel here once: forked workers inherit both, and a first
     # compilation happens once instead of in every worker at the same time
@@ -381,8 +416,8 @@ class _ChunkQueue:
                 self._next += 1
             return taken
 
-    def tasks(self, primaries: Primaries, seed: int, on_first: Any = None) -> Iterator[tuple]:
-        """Pool tasks ``(primaries, seed, start)``, one chunk each, taken as the workers ask for them;
+    def tasks(self, job: _Job, on_first: Any = None) -> Iterator[tuple]:
+        """Pool tasks (:meth:`_Job.task`), one chunk each, taken as the workers ask for them;
         ``on_first()`` runs when the first is asked for (every worker process exists by then)."""
         while True:
             if on_first is not None:
@@ -392,10 +427,10 @@ class _ChunkQueue:
             if not taken:
                 return
             (a, b), = taken
-            yield primaries.select(a, b), seed, a
+            yield job.task(a, b)
 
 
-def _run_gpu(sim: Simulator, primaries: Primaries, seed: int, queue: _ChunkQueue,
+def _run_gpu(sim: Simulator, job: _Job, queue: _ChunkQueue,
              stop: threading.Event | None) -> Iterator[tuple[int, ShowerBatch]]:
     """The GPU's share: launches of up to ``showers_per_launch`` showers, taken from ``queue`` until it is empty
     (or ``stop`` is set), yielded back chunk by chunk."""
@@ -405,8 +440,9 @@ def _run_gpu(sim: Simulator, primaries: Primaries, seed: int, queue: _ChunkQueue
             return
         first, last = taken[0][0], taken[-1][1]
         # taken chunks are consecutive in the request unless a resume left holes: simulate each run of them
-        part = primaries.subset(np.concatenate([np.arange(a, b) for a, b in taken]))
-        batch = sim.run(part, np.concatenate([shower_seeds(seed, a, b - a) for a, b in taken]))
+        part = job.primaries.subset(np.concatenate([np.arange(a, b) for a, b in taken]))
+        seeds = np.concatenate([chunk_seeds(job.seed, a, b, job.seed_index) for a, b in taken])
+        batch = sim.run(part, seeds, readout=job.readout)
         offset = 0
         for a, b in taken:
             size = b - a
@@ -417,7 +453,7 @@ def _run_gpu(sim: Simulator, primaries: Primaries, seed: int, queue: _ChunkQueue
 
 
 def _run_hybrid(
-    calorimeter: Calorimeter, settings: PhysicsSettings, gpu_sim: Simulator, primaries: Primaries, seed: int,
+    calorimeter: Calorimeter, settings: PhysicsSettings, gpu_sim: Simulator, job: _Job,
     todo: list[tuple[int, int]], cpu_workers: int,
 ) -> Iterator[tuple[int, ShowerBatch]]:
     """The GPU (a thread of this process) and ``cpu_workers`` CPU processes take chunks from one queue."""
@@ -427,7 +463,7 @@ def _run_hybrid(
 
     def gpu_share() -> None:
         try:
-            for result in _run_gpu(gpu_sim, primaries, seed, queue, stop):
+            for result in _run_gpu(gpu_sim, job, queue, stop):
                 side.put(result)
         except BaseException as exc:  # raised in the main thread, where the results are read
             side.fail(exc)
@@ -439,14 +475,13 @@ def _run_hybrid(
         threading.Thread(target=gpu_share, name="fastshower-gpu", daemon=True).start()
 
     try:
-        yield from _pool(calorimeter, settings, primaries, queue.tasks(primaries, seed, start_gpu), cpu_workers,
-                         side)
+        yield from _pool(calorimeter, settings, job.primaries, queue.tasks(job, start_gpu), cpu_workers, side)
     finally:
         stop.set()
 
 
 def _describe_chunk(task: tuple) -> str:
-    chunk_primaries, _, start = task
+    chunk_primaries, _, start, _ = task
     return f"showers [{start}, {start + len(chunk_primaries)})"
 
 
@@ -459,8 +494,8 @@ def require_dask() -> None:
 
 
 def _run_dask(
-    calorimeter: Calorimeter, settings: PhysicsSettings, primaries: Primaries, seed: int,
-    todo: list[tuple[int, int]], workers: int, scheduler: str,
+    calorimeter: Calorimeter, settings: PhysicsSettings, job: _Job, todo: list[tuple[int, int]], workers: int,
+    scheduler: str,
 ) -> Iterator[tuple[int, ShowerBatch]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -484,7 +519,7 @@ def _run_dask(
         calo_f, settings_f = client.scatter([calorimeter, settings], broadcast=True)
 
         def submit(a: int, b: int) -> Any:
-            return client.submit(_dask_chunk, calo_f, settings_f, primaries.select(a, b), seed, a, pure=False)
+            return client.submit(_dask_chunk, calo_f, settings_f, *job.task(a, b), pure=False)
 
         first = [submit(a, b) for a, b in (next(queue) for _ in range(min(limit, len(todo))))]
         stream = as_completed(first)

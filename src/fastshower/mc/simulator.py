@@ -131,9 +131,10 @@ class Simulator:
         for code in np.unique(primaries.pdg):
             pdg_code(int(code))
 
-    def run(self, primaries: Primaries, seeds: np.ndarray) -> ShowerBatch:
+    def run(self, primaries: Primaries, seeds: np.ndarray, readout: bool = True) -> ShowerBatch:
         """Simulate every primary with its own 64-bit seed; same seed => same shower (on one device: the CPU and
-        the GPU agree statistically, not bit for bit)."""
+        the GPU agree statistically, not bit for bit). ``readout=False`` keeps every deposit in the images (no
+        zero suppression: for showers that are summed before they are read out)."""
         self.check(primaries)
         n = len(primaries)
         seeds = np.asarray(seeds, dtype=np.uint64)
@@ -151,7 +152,8 @@ class Simulator:
         else:
             images, ledger, steps = self._run_cpu(seeds, kinds, energies_MeV, x0, y0, directions)
         self.last_steps = steps
-        self.calorimeter.zero_suppress(images)  # the readout; the ledger keeps every deposit
+        if readout:
+            self.calorimeter.zero_suppress(images)  # the readout; the ledger keeps every deposit
         return ShowerBatch(images, {key: ledger[:, i] / 1000.0 for i, key in enumerate(LEDGER_KEYS)})
 
     def _run_cpu(self, seeds: np.ndarray, kinds: np.ndarray, energies_MeV: np.ndarray, x0: np.ndarray,

@@ -577,6 +577,23 @@ def simulate_batch(seeds, kinds, energies_MeV, x0, y0, directions, z_front, z_ba
 
 
 @njit(cache=True)
+def decay_pi0s(seeds, energies_MeV, directions):
+    """The two photons of each pi0 (kinetic energy MeV, direction (n, 3)) decayed as :func:`simulate_shower` decays a
+    pi0 primary, each from its own seed: ``out[i, k]`` = (energy MeV, ux, uy, uz) of photon k of pi0 i. The event
+    dispatcher (:mod:`fastshower.mc.events`) decays pi0s here, outside the transport, so that each photon can go to
+    a fast model or to the transport."""
+    out = np.empty((seeds.shape[0], 2, 4))
+    state = np.empty(4, dtype=np.uint64)
+    for i in range(seeds.shape[0]):
+        rng_seed(state, seeds[i])
+        k1, v1x, v1y, v1z, k2, v2x, v2y, v2z = _pi0_decay(state, energies_MeV[i], directions[i, 0], directions[i, 1],
+                                                          directions[i, 2])
+        out[i, 0, 0], out[i, 0, 1], out[i, 0, 2], out[i, 0, 3] = k1, v1x, v1y, v1z
+        out[i, 1, 0], out[i, 1, 1], out[i, 1, 2], out[i, 1, 3] = k2, v2x, v2y, v2z
+    return out
+
+
+@njit(cache=True)
 def transmit_primaries(seeds, energy, thickness, half_width, layer, values, cumulative, element_data, scalars,
                        settings, out):
     """Primary electrons of ``energy`` (MeV) at normal incidence through one slab (material 0) of ``thickness``

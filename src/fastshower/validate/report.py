@@ -407,16 +407,9 @@ def run_validation(
 def provenance(paths: Mapping[str, Path], command: str = "", model: str = "") -> dict[str, Any]:
     """What made a report: package version, command line, model, date (UTC) and each input's SHA-256 and size."""
     import datetime
-    import hashlib
 
     from fastshower import __version__
-
-    def digest(path: Path) -> str:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+    from fastshower.atomic import file_sha256 as digest
 
     names = {"ref": "reference", "cand": "candidate", "floor": "reference2"}
     return {"fastshower_version": __version__, "command": command, "model": model,
