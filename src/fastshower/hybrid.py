@@ -4,7 +4,8 @@ As Geant4's fast-simulation hook does (``G4VFastSimulationModel``, example Par04
 calorimeter is dispatched here, outside the transport's kernels: when a :class:`FastTrigger`'s model applies to it
 (its kind, energy and direction inside the model's conditions, its energy above a threshold) the model's shower is
 placed at its entry point and it is not transported; every other particle goes through the detailed Monte Carlo as
-before. The model's showers of a chunk of events are made in batches (generation is only fast batched).
+before. The model's showers are made in batches across the events (generation is only fast batched), in fixed
+blocks of the particles it takes (:class:`ModelShowers`).
 
 Placement: the model's grid is laid on the event's grid with its entry cell (where the model's training showers
 entered, the centre of its grid) on the cell of the particle's entry point. The two grids must have the same layers
@@ -16,14 +17,15 @@ the particle's azimuth (a symmetry of a square grid); their training showers are
 Monte Carlo's default).
 
 Reproducibility: the shower of entering particle ``k`` is the model's shower number ``k`` of a run with a seed
-derived from the run seed (:data:`MODEL_STREAM`), so a hybrid run gives the same events whatever the chunking,
-the workers or the batch size of the Monte Carlo part.
+derived from the run seed (:data:`MODEL_STREAM`), made in a fixed batch, so a hybrid run gives the same events
+whatever the chunking, the workers or the launches of the Monte Carlo part.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,10 +159,11 @@ class FastTrigger:
         return kind & energy & direction
 
     def showers(self, particles: EventParticles, rows: np.ndarray, seed: int) -> np.ndarray:
-        """The model's showers (n, mx, my, nz; GeV) of entering particles ``rows`` of a run with ``seed``."""
+        """The model's showers (n, mx, my, nz; GeV) of entering particles ``rows`` of a run with ``seed``, made in
+        one batch (a shower's last bits depend on its batch: :class:`ModelShowers` fixes the batches)."""
         energy = np.clip(particles.energy_GeV[rows], *self.sampler.bundle.energy_range_GeV)
         theta, _ = self._model_direction(particles.theta_rad[rows], particles.phi_rad[rows])
-        return self.sampler.sample_rows(energy, theta, rows, model_seed(seed), self.batch_size, self.precision)
+        return self.sampler.sample_rows(energy, theta, rows, model_seed(seed), max(rows.size, 1), self.precision)
 
     def placement(self, particles: EventParticles, rows: np.ndarray) -> Placement:
         """Where the showers of ``rows`` go on the event grid (see the module's docstring)."""
@@ -176,6 +179,45 @@ class FastTrigger:
                  else np.mod(np.round(phi_m / (0.5 * np.pi)), 4).astype(np.int64))
         return Placement(shift_x, shift_y, turns, (event_x - model_x - shift_x) * pitch,
                          (event_y - model_y - shift_y) * pitch)
+
+
+class ModelShowers:
+    """The model's showers of one run, made in fixed batches: the particles the model takes, in row order, are cut
+    into blocks of ``trigger.batch_size``, and a block is always generated whole and alone. A bf16 (or fp32)
+    convolution's result depends in its last bits on the batch it is computed in, so this is what makes a hybrid
+    run's events independent of the chunking and the workers. A chunk's leftover showers of a block are kept for
+    the next chunk (the last ``cache_blocks`` blocks)."""
+
+    def __init__(self, trigger: FastTrigger, particles: EventParticles, fast: np.ndarray, seed: int,
+                 cache_blocks: int = 4) -> None:
+        self.trigger, self.particles, self.seed = trigger, particles, int(seed)
+        self.fast_rows = np.flatnonzero(fast)
+        self.block = trigger.batch_size
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_blocks = cache_blocks
+
+    def _block(self, k: int) -> np.ndarray:
+        if k in self._cache:
+            self._cache.move_to_end(k)
+            return self._cache[k]
+        showers = self.trigger.showers(self.particles, self.fast_rows[k * self.block:(k + 1) * self.block], self.seed)
+        self._cache[k] = showers
+        while len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
+        return showers
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The showers (n, mx, my, nz; GeV) of entering particles ``rows`` (all taken by the model)."""
+        position = np.searchsorted(self.fast_rows, rows)
+        if np.any(position >= self.fast_rows.size) or np.any(self.fast_rows[np.minimum(position, self.fast_rows.size
+                                                                                       - 1)] != rows):
+            raise ConfigError("model showers: asked for a particle the model does not take")
+        blocks, within = np.divmod(position, self.block)
+        out = np.empty((rows.size, *self.trigger.sampler.cell_shape), dtype=np.float32)
+        for k in np.unique(blocks):
+            at = blocks == k
+            out[at] = self._block(int(k))[within[at]]
+        return out
 
 
 def place(image: np.ndarray, shower: np.ndarray, shift_x: int, shift_y: int, quarter_turns: int = 0) -> float:
@@ -250,6 +292,7 @@ def run_events(
         else:
             fast_only.append((a, b))
     mc_todo = sorted((pa, pb) for _, _, pa, pb in pending.values())
+    model = ModelShowers(trigger, particles, fast, seed) if trigger is not None else None
     timings.counts.update(transported=int(mc_rows.size), fast=int(fast.sum()), escaped=int(escaping.sum()))
 
     def assemble(a: int, b: int, mc_images: np.ndarray | None, mc_ledger: np.ndarray | None,
@@ -269,9 +312,9 @@ def run_events(
         extra = {key: np.zeros(n) for key in FAST_KEYS}
         rows = rows[fast[rows]]
         timings.assemble_s += time.perf_counter() - t0
-        if rows.size and trigger is not None:
+        if rows.size and trigger is not None and model is not None:
             t0 = time.perf_counter()
-            showers = trigger.showers(particles, rows, seed)
+            showers = model.take(rows)
             timings.model_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             where = trigger.placement(particles, rows)
