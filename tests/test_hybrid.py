@@ -284,3 +284,37 @@ def test_fast_model_without_events_and_missing_primaries_are_refused(tmp_path, c
     assert main(["simulate", "--energy", "20", "--out", str(out)]) != 0
     assert "--particle, --n: required (or --events FILE)" in one_error_line(capsys)
     assert not out.exists()
+
+
+def test_event_files_are_not_merged_into_shower_files(event_files, tmp_path):
+    from fastshower.data import merge_showers
+    from fastshower.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"full.h5: is an event file; merging would drop its particle table"):
+        merge_showers([event_files["full"], event_files["hybrid"]], tmp_path / "merged.h5")
+    assert not (tmp_path / "merged.h5").exists()
+
+
+def test_hepmc3_events_through_simulate(tmp_path, capsys):
+    import h5py
+
+    from test_event_files import _write  # the HepMC3 file of the reader's tests: a collision, a pi- event, an e+
+
+    source = _write(tmp_path / "events.hepmc3")
+    out = tmp_path / "hepmc.h5"
+    assert main(["simulate", "--events", str(source), "--front-z-mm", "100", "--geometry", "clic-wide", "--workers",
+                 "1", "--out", str(out), "--fast-model", MODEL, "--fast-angle-tolerance", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 particles skipped: misses the face" in printed and "1 events without an entering particle left out" \
+        in printed
+    sample = read_event_showers(out)
+    assert sample.images.shape[0] == 2
+    with h5py.File(out) as f:
+        assert f["events/number"][...].tolist() == [0, 2]
+    # the collision's photons, electron (0.29 deg: taken within 0.5 deg) and pi0 (two photons); then the e+
+    assert sorted(sample.particles.pdg[sample.particles.event == 0].tolist()) == [11, 22, 22, 22, 22]
+    assert sample.particles.pdg[sample.fast].tolist() == [11]
+    assert sample.particles.pdg[sample.particles.event == 1].tolist() == [-11]
+    ledger = sample.showers.ledger
+    total = sum(ledger[k] for k in ("sensor", "passive", "leak_front", "leak_side", "leak_back", "fast"))
+    assert np.allclose(total, ledger["available"], rtol=1e-9)

@@ -35,7 +35,8 @@ their particles enter the calorimeter:
   no significant digit of its 0.5 MeV. A particle with E <= m is counted as ``no kinetic energy``.
 
 Units are converted from the event's own (MeV or GeV, mm or cm) to GeV and mm. An event whose particles all miss
-stays an event (an empty image). A record that cannot be parsed, or a file that ends without HepMC3's
+stays an event in the table (``fastshower simulate`` leaves such events out of its output and records each
+output event's number in the file). A record that cannot be parsed, or a file that ends without HepMC3's
 ``HepMC::Asciiv3-END_EVENT_LISTING`` line, is an error: the HepMC3 reader itself stops silently at a truncated
 event (pyhepmc's iterator even stops at the first event without particles), so the reader checks both.
 """

@@ -40,6 +40,9 @@ def merge_showers(inputs: Sequence[str | Path], out: str | Path, overwrite: bool
     if any(p.resolve() == out.resolve() for p in paths):
         raise DataFormatError(f"{out}: the output is also an input")
     infos = [inspect_showers(p, binning, require_binning=True) for p in paths]
+    for path, info in zip(paths, infos, strict=True):
+        if info["attrs"].get("content") == "events":  # see fastshower.data.events
+            raise DataFormatError(f"{path}: is an event file; merging would drop its particle table (not supported)")
     _check_compatible(infos)
     first = infos[0]
     writer = ShowerWriter(out, sum(i["n"] for i in infos), tuple(first["cell_shape"]), _merged_attrs(infos),
