@@ -318,3 +318,93 @@ def test_hepmc3_events_through_simulate(tmp_path, capsys):
     ledger = sample.showers.ledger
     total = sum(ledger[k] for k in ("sensor", "passive", "leak_front", "leak_side", "leak_back", "fast"))
     assert np.allclose(total, ledger["available"], rtol=1e-9)
+
+
+# --- event-level physics: the machinery adds nothing to the model's own showers ----------------------------------
+
+
+def far_apart_events(n: int, seed: int) -> str:
+    """YAML of n events of two 20-80 GeV electrons ~130 mm apart on clic-wide (the model's 25-cell grids do not
+    overlap), entry points anywhere inside their cells."""
+    rng = np.random.default_rng(seed)
+    lines = ["events:"]
+    for _ in range(n):
+        e1, e2 = rng.uniform(20, 80, 2)
+        x1, x2 = rng.uniform(-66, -62), rng.uniform(62, 66)
+        y1, y2 = rng.uniform(-10, 10, 2)
+        lines.append(f"  - particles: [{{pdg: e-, energy_GeV: {e1:.6f}, x_mm: {x1:.6f}, y_mm: {y1:.6f}}}, "
+                     f"{{pdg: e-, energy_GeV: {e2:.6f}, x_mm: {x2:.6f}, y_mm: {y2:.6f}}}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_cluster_energies_and_centroids_in_hybrid_events_are_the_models_own(tmp_path, wide, trigger):
+    from fastshower.validate.events import event_observables
+
+    spec = tmp_path / "far.yaml"
+    spec.write_text(far_apart_events(150, seed=2))
+    out = tmp_path / "far.h5"
+    assert main(["simulate", "--events", str(spec), "--geometry", "clic-wide", "--seed", "3", "--out", str(out),
+                 "--quiet", "--fast-model", MODEL]) == 0
+    sample = read_event_showers(out)
+    assert sample.fast.all()
+    observed = event_observables(sample, wide)
+    particles, rows = sample.particles, np.arange(len(sample.particles))
+    showers = ModelShowers(trigger, particles, sample.fast, 3).take(rows)
+    # every cell of a model shower lands in the event and in its particle's cluster
+    assert np.allclose(observed["cluster_GeV"], showers.sum(axis=(1, 2, 3), dtype=np.float64), rtol=1e-5)
+    assert np.all(sample.showers.ledger["fast_outside"] == 0.0)
+    # the cluster's centre is the model's own shower centre, moved by the entry cell's placement
+    x_model = (np.arange(25) + 0.5) * 5.1 - 63.75
+    px, py = showers.sum(axis=(2, 3)), showers.sum(axis=(1, 3))
+    centre_x, centre_y = (px * x_model).sum(1) / px.sum(1), (py * x_model).sum(1) / py.sum(1)
+    where = trigger.placement(particles, rows)
+    assert np.allclose(observed["centroid_x_mm"], centre_x - where.offset_x_mm, atol=1e-3)
+    assert np.allclose(observed["centroid_y_mm"], centre_y - where.offset_y_mm, atol=1e-3)
+    # entry points anywhere in their cells: the offsets the placement leaves are within half a pitch, rms ~ p/sqrt(12)
+    assert np.all(np.abs(where.offset_x_mm) <= 2.55 + 1e-9) and np.all(np.abs(where.offset_y_mm) <= 2.55 + 1e-9)
+    assert 1.0 < np.std(where.offset_x_mm) < 2.0
+
+
+@pytest.mark.slow
+def test_hybrid_against_full_simulation_differs_by_the_models_own_error(tmp_path, wide):
+    """150 events of two 20-80 GeV electrons, full MC and hybrid with the shipped model. The placement-driven checks
+    (separation, the y centroid) pass; the particles' response differs from the full MC's by exactly the model's own
+    error (its showers against the MC's at the same energies), within the floor: the trigger adds nothing."""
+    from fastshower.validate.events import compare_events, event_observables
+
+    spec = tmp_path / "far.yaml"
+    spec.write_text(far_apart_events(150, seed=5))
+    files = {}
+    for name, extra in (("full", []), ("hybrid", ["--fast-model", MODEL])):
+        files[name] = tmp_path / f"{name}.h5"
+        assert main(["simulate", "--events", str(spec), "--geometry", "clic-wide", "--seed", "9", "--out",
+                     str(files[name]), "--quiet", *extra]) == 0
+    full, hybrid = read_event_showers(files["full"]), read_event_showers(files["hybrid"])
+    result = compare_events(full, hybrid)
+    checks = result["checks"]
+    assert checks["separation"]["status"] == "pass" and checks["centroid_y"]["status"] == "pass"
+    # the model's own response against the MC's, from showers made apart from the events (another seed)
+    energies = full.particles.energy_GeV
+    model_fraction = load(MODEL).sample(energies, seed=99).sum(axis=(1, 2, 3), dtype=np.float64) / energies
+    mc_fraction = event_observables(full, wide)["cluster_fraction"]
+    expected = model_fraction.mean() / mc_fraction.mean() - 1.0
+    response = checks["particle_response"]
+    # the two share the MC's showers: they differ by the noise of two independent model samples only
+    se = np.sqrt(2.0 / energies.size) * model_fraction.std() / model_fraction.mean()
+    assert abs(abs(expected) - response["value"]) < 3 * se
+
+
+def test_validate_compares_event_files_event_by_event(event_files, tmp_path, capsys):
+    from fastshower.validate.report import run_validation
+
+    metrics = run_validation(event_files["full"], event_files["hybrid"], tmp_path / "report", energy_edges=(1, 30),
+                             reference2=event_files["full"], classifier=False, plots=False)
+    events = metrics["events"]
+    assert events["n_events"] == 4 and events["n_fast"] == 3
+    assert events["verdict"] == "INSUFFICIENT" and metrics["verdict"] == "INSUFFICIENT"  # 4 events: no verdict
+    assert set(events["checks"]) >= {"response", "particle_response", "centroid_x", "separation", "profile"}
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Event-level checks" in page and "particle_response" in page
+    assert main(["inspect", str(event_files["hybrid"])]) == 0
+    printed = capsys.readouterr().out
+    assert "events:     4" in printed and "7 entered, 3 made by a fast model" in printed

@@ -283,6 +283,12 @@ def run_inspect(args: argparse.Namespace, ctx: Context) -> int:
         ("cell shape", " x ".join(str(s) for s in shape) if shape else "unknown (pass --binning)"),
         ("energy", f"{energy[0]:.4g} .. {energy[1]:.4g} GeV" if energy else "unknown"),
     ]
+    if attrs.get("content") == "events":
+        from fastshower.data.events import read_event_showers
+
+        sample = read_event_showers(args.file)
+        rows[2] = ("events", info["n"])
+        rows.insert(3, ("particles", f"{len(sample.particles)} entered, {int(sample.fast.sum())} made by a fast model"))
     geometry = attrs.get("geometry")
     if isinstance(geometry, dict) and geometry:
         rows.append(("geometry", geometry.get("name", "?")))

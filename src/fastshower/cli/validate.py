@@ -89,6 +89,10 @@ def run_validate(args: argparse.Namespace, ctx: Context) -> int:
                              command=getattr(args, "command_line", ""), model=args.model or "")
     for note in metrics.get("notes", []):
         print(f"note: {note}")
+    if "events" in metrics:
+        from fastshower.validate.events import format_event_checks
+
+        print(format_event_checks(metrics["events"]))
     print(f"{args.out / 'index.html'}: {verdict_line(metrics)} in {metrics['seconds']:.1f} s")
     return 0
 

@@ -111,6 +111,17 @@ def _community(c: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "n_generated": v["n"]["generated"], "n_reference": v["n"]["reference"], "rows": rows}
 
 
+def _events(e: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not e:
+        return None
+    classes = {"pass": "pass", "fail": "fail", "insufficient": "insufficient"}
+    rows = [{"name": name, "observable": r["observable"], "unit": r["unit"], "n": r["n"], "value": fmt(r["value"]),
+             "floor": fmt(r["floor"]), "threshold": fmt(r["threshold"]), "ref": fmt(r["ref"]), "cand": fmt(r["cand"]),
+             "status": r["status"], "status_class": classes.get(r["status"], "na")} for name, r in e["checks"].items()]
+    return {"n_events": e["n_events"], "n_particles": e["n_particles"], "n_pairs": e["n_pairs"],
+            "n_fast": e["n_fast"], "verdict": e["verdict"], "factor": fmt(e["factor"]), "rows": rows}
+
+
 def _classifier(classifier: Mapping[str, Any]) -> list[dict[str, str]]:
     out = []
     for level, r in classifier.items():
@@ -158,4 +169,4 @@ def render_html(metrics: Mapping[str, Any], images: Sequence[tuple[str, Path, st
         notes=metrics.get("notes", []), factor=fmt(metrics["tolerances"]["factor"]),
         min_showers=metrics["min_showers"], grid=summary_grid(summary), bins=bins,
         other_figures=figures.get(None, []), classifier=_classifier(metrics.get("classifier") or {}),
-        community=_community(metrics.get("community")))
+        community=_community(metrics.get("community")), events=_events(metrics.get("events")))

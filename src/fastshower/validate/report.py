@@ -221,6 +221,11 @@ def verdict_line(metrics: Mapping[str, Any]) -> str:
                      "in a compared sample)")
     if "n/a" in statuses:
         parts.append(f"{statuses.count('n/a')} not computable")
+    events = metrics.get("events")
+    if events:
+        counts = events["counts"]
+        parts.append(f"and {counts.get('pass', 0)} of {len(events['checks'])} event-level checks pass "
+                     f"({events['verdict']})")
     return f"{', '.join(parts)}: {metrics['verdict']}"
 
 
@@ -285,6 +290,21 @@ def _community(paths: dict[str, Path], idx: dict[str, np.ndarray], attrs: Mappin
     return out
 
 
+def _event_checks(reference: Path, candidate: Path) -> dict[str, Any] | None:
+    """The event-level checks (``validate.events``) when both files are event files of the same events (made by
+    ``fastshower simulate --events``, e.g. the full simulation and a hybrid one), else None."""
+    from fastshower.data.events import is_event_file, read_event_showers
+
+    if not (is_event_file(reference) and is_event_file(candidate)):
+        return None
+    from fastshower.validate.events import compare_events
+
+    t0 = time.perf_counter()
+    out = compare_events(read_event_showers(reference), read_event_showers(candidate))
+    logger.info("event-level checks done in %.1f s", time.perf_counter() - t0)
+    return out
+
+
 def run_validation(
     reference: str | Path,
     candidate: str | Path,
@@ -308,7 +328,9 @@ def run_validation(
     Bins: all showers, each energy bin, and (with ``theta_edges_deg``) each incidence-angle bin over all energies.
     ``community``: also the CaloChallenge's metrics and jetnet's FPD/KPD (``validate.community``; its classifiers
     only with ``classifier``), on the first ``community_max_showers`` showers of each sample. ``command`` and
-    ``model`` (the command line, the model that made the candidate) go into the provenance.
+    ``model`` (the command line, the model that made the candidate) go into the provenance. Two event files of the
+    same events also get the event-level checks (``validate.events``: cluster energies, centroids, separations),
+    under ``events``, and count in the verdict.
 
     Returns the metrics dict (as written to JSON). Raises ``DataFormatError`` for unreadable or incompatible
     files, ``ConfigError`` for bad options.
@@ -370,6 +392,9 @@ def run_validation(
     verdict = overall_verdict(summary)
     community_out = (_community(paths, idx, infos["ref"]["attrs"], seed, community_max_showers, classifier, binning)
                      if community else None)
+    events_out = _event_checks(paths["ref"], paths["cand"])
+    if events_out is not None and events_out["verdict"] != verdict:  # the worse of the two
+        verdict = "FAIL" if "FAIL" in (verdict, events_out["verdict"]) else "INSUFFICIENT"
     metrics = {
         "provenance": provenance(paths, command, model),
         "reference": str(paths["ref"]),
@@ -392,6 +417,8 @@ def run_validation(
     }
     if community_out is not None:
         metrics["community"] = community_out
+    if events_out is not None:
+        metrics["events"] = events_out
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     images = _make_plots(sub, selections, edges, bins, out / "plots") if plots else []
@@ -423,7 +450,10 @@ def common_range(values: Mapping[str, np.ndarray], name: str, unit: str, slack: 
     """Where the samples' ranges of a condition (``values`` per sample) differ by more than the slack (the larger
     of ``RANGE_SLACK`` of the reference's range and ``slack``, or ``ENERGY_SLACK`` of the reference's largest value
     when ``slack`` is None), the masks of the showers inside their common range and a note saying so; otherwise
-    all-true masks and "". Ranges that do not overlap are a ``DataFormatError``."""
+    all-true masks and "". Ranges that do not overlap, or a sample left without showers, are a ``DataFormatError``."""
+    for k, v in values.items():
+        if len(v) == 0:
+            raise DataFormatError(f"{paths[k]}: no showers left to compare in the samples' common ranges")
     lows = {k: float(v.min()) for k, v in values.items()}
     highs = {k: float(v.max()) for k, v in values.items()}
     low, high = max(lows.values()), min(highs.values())
