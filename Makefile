@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	# torch pinned: the CPU build lies on this machine's disk; an unpinned torch pulls a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	# cuda: numba-cuda's simulator runs the GPU kernel in the tests, and its compiler builds it for a GPU
-	$(BIN)/python -m pip install -q -e ".[dev,dask,onnx,cuda,root,hepmc]"
+	$(BIN)/python -m pip install -q -e ".[dev,dask,onnx,cuda,root,hepmc,tune]"
 	touch $(STAMP)
 
 demo: venv

@@ -116,9 +116,9 @@ def test_resume_after_interrupt(reference, tmp_path, monkeypatch, capsys):
     real_run, real_production = Simulator.run, production.run_production
     simulated, todo = [], []
 
-    def counting_run(self, primaries, seeds):
+    def counting_run(self, primaries, seeds, **kwargs):
         simulated.append(len(primaries))
-        return real_run(self, primaries, seeds)
+        return real_run(self, primaries, seeds, **kwargs)
 
     def recording_production(*args, **kwargs):
         todo.append(list(args[4]))

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fastshower import __version__
-from fastshower.cli import demo, generation, simulate, train, validate
+from fastshower.cli import demo, generation, simulate, train, tune, validate
 from fastshower.cli.common import PROG, Context, Parser
 from fastshower.errors import FastshowerError
 from fastshower.interrupts import Terminated, terminate_as_interrupt
@@ -41,6 +41,8 @@ COMMANDS: dict[str, Command] = {
     "bench": ("time the model and the Monte Carlo side by side", generation.add_bench, generation.run_bench),
     "models": ("list the shipped models: detector, particles, energy and angle range", generation.add_models,
                generation.run_models),
+    "tune": ("scan the training recipe's hyper-parameters with optuna: trials judged by their physics score, "
+             "resumable, on one machine or many", tune.add_tune, tune.run_tune),
 }
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,12 @@ class TrainResult:
     best_score: float | None
 
 
-def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          on_epoch: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
     """Train ``config`` into ``run_dir`` (``resume``: continue from its ``last.pt``); set up and tear down the
     process group when launched by torchrun. ``progress``: a progress bar on rank 0 when stderr is a terminal.
+    ``on_epoch(epoch, record)`` is called after each epoch's record (losses, ``physics``) is logged and its
+    checkpoint saved; an exception it raises stops the training there (a hyper-parameter scan's pruning).
 
     Only rank 0 logs below WARNING (the package logger's level is raised on the other ranks meanwhile).
     """
@@ -76,7 +79,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     if not info.is_main:
         pkg_logger.setLevel(logging.WARNING)
     try:
-        return Trainer(config, Path(run_dir), resume, info, progress).fit()
+        return Trainer(config, Path(run_dir), resume, info, progress, on_epoch).fit()
     finally:
         pkg_logger.setLevel(old_level)
         dd.cleanup(info)
@@ -86,9 +89,11 @@ class Trainer:
     """State and steps of one training run; ``fit`` runs it."""
 
     def __init__(
-        self, config: TrainConfig, run_dir: Path, resume: bool, info: dd.DistInfo, progress: bool = True
+        self, config: TrainConfig, run_dir: Path, resume: bool, info: dd.DistInfo, progress: bool = True,
+        on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg, self.run_dir, self.info, self.progress = config, run_dir, info, progress
+        self.on_epoch = on_epoch
         ck.check_run_dir(run_dir, resume)
         dd.barrier(info)  # every rank checks before rank 0 creates the directory
         ckpt = ck.load_checkpoint(run_dir / ck.LAST) if resume else None
@@ -446,6 +451,8 @@ class Trainer:
                         record.get("d_real", float("nan")), record.get("g1", float("nan")),
                         f", physics score {score:.4g}" if score is not None else "")
         self._save(best=is_best, epoch_end=True)
+        if self.on_epoch is not None:
+            self.on_epoch(record["epoch"], record)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.log_file is None:
