@@ -176,6 +176,7 @@ def test_two_processes_share_one_sqlite_study(setup, tmp_path):
     assert all((out / f"trial-{n:04d}" / "generator.pt").is_file() for n in numbers)
 
 
+@pytest.mark.slow
 def test_a_killed_trial_is_marked_failed_and_does_not_count(setup, tmp_path):
     """A worker killed with SIGKILL mid-trial: the rerun marks its trial failed and runs the missing ones."""
     out = tmp_path / "killed"
