@@ -72,7 +72,7 @@ def _drop_empty(particles: Any) -> tuple[Any, np.ndarray]:
 
 def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower simulate --events``; returns the exit code."""
-    from fastshower.cli.simulate import _load_settings
+    from fastshower.cli.simulate import _load_settings, _Stats
     from fastshower.data import ShowerData, ShowerWriter
     from fastshower.data.event_files import read_events
     from fastshower.data.events import EVENT_LEDGER_KEYS, EVENTS_CONTENT, event_summary, particle_tables
@@ -142,8 +142,7 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
     ctx.writer = writer
     bar = None
     timings = Timings()
-    worst = 0.0
-    done_now = 0
+    stats = _Stats()
     try:
         todo = chunks(n_events, args.chunk_size, writer.done_mask())
         n_todo = sum(b - a for a, b in todo)
@@ -155,12 +154,10 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
             for batch in stream:
                 a, b = batch.start, batch.start + batch.images.shape[0]
                 ledger = dict(batch.ledger, available=available[a:b])
-                total = sum(ledger[k] for k in ("sensor", "passive", "leak_front", "leak_side", "leak_back", "fast"))
-                worst = max(worst, float(np.max(np.abs(total - ledger["available"]) / ledger["available"])))
                 writer.write(a, ShowerData(batch.images, energy[a:b], theta[a:b], phi[a:b], pdg[a:b], ledger))
-                done_now += b - a
+                stats.add(ledger)
                 bar.update(b - a)
-                bar.set_postfix_str(f"{done_now / max(time.perf_counter() - t0, 1e-9):.2f} events/s")
+                bar.set_postfix_str(f"{stats.n / max(time.perf_counter() - t0, 1e-9):.2f} events/s")
         wall = time.perf_counter() - t0
         bar.close()
         writer.finalize()
@@ -169,13 +166,13 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
             bar.close()
         writer.close()
     ctx.writer = None
-    resumed = f" ({n_events - done_now} resumed)" if done_now < n_events else ""
+    resumed = f" ({n_events - stats.n} resumed)" if stats.n < n_events else ""
     counts = timings.counts
-    print(f"{out}: {n_events} events{resumed}; made {done_now} in {wall:.1f} s, "
-          f"{done_now / wall if wall > 0 else float('nan'):.2f} events/s; particles: {counts['transported']} "
+    print(f"{out}: {n_events} events{resumed}; made {stats.n} in {wall:.1f} s, "
+          f"{stats.n / wall if wall > 0 else float('nan'):.2f} events/s; particles: {counts['transported']} "
           f"transported, {counts['fast']} by the model, {counts['escaped']} left through the front; "
           f"main process: {timings.mc_wait_s:.1f} s waiting for the transport, {timings.model_s:.1f} s in the model, "
-          f"{timings.assemble_s:.1f} s placing; max relative ledger error {worst:.2g}")
+          f"{timings.assemble_s:.1f} s placing; max relative ledger error {stats.max_ledger_error:.2g}")
     return 0
 
 

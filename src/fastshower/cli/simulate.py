@@ -94,7 +94,8 @@ def _parse_xy(text: str) -> tuple[float, float]:
 
 
 class _Stats:
-    """Running summary of the showers simulated in this invocation."""
+    """Running summary of the showers (or events) simulated in this invocation: the mean sampling fraction and the
+    ledger's worst closure; an event's ``fast`` entry (the energy a fast model took) counts in its sum."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -105,7 +106,7 @@ class _Stats:
         from fastshower.mc.simulator import LEDGER_KEYS
 
         available = ledger["available"]
-        total = np.sum([ledger[k] for k in LEDGER_KEYS], axis=0)
+        total = np.sum([ledger[k] for k in (*LEDGER_KEYS, "fast") if k in ledger], axis=0)
         self.n += available.size
         self.sampling_sum += float(np.sum(ledger["sensor"] / available))
         if available.size:
