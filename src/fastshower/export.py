@@ -51,7 +51,9 @@ class SingleInputGenerator(nn.Module):
         super().__init__()
         self.generator = inference_generator(bundle.generator) if fast else bundle.generator.eval()
         self.latent_dim = bundle.latent_dim
-        self.angle = bundle.model_name != "3dgan"
+        from fastshower.models.gan3d import AngleGenerator
+
+        self.angle = isinstance(bundle.generator, AngleGenerator)
         self.n_particles = int(bundle.model_config.get("n_particles", 1))
         self.power, self.scale = bundle.transform_power, bundle.transform_scale
         self.par04, self.par04_geometries = par04, int(par04_geometries)

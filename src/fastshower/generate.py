@@ -72,7 +72,9 @@ class ShowerSampler:
     @property
     def energy_only(self) -> bool:
         """True for models conditioned on the primary energy alone (no angle input)."""
-        return self.bundle.model_name == "3dgan"
+        from fastshower.models.gan3d import EnergyGenerator
+
+        return isinstance(self.generator, EnergyGenerator)  # the 3DGAN's generator, also the 3dvae's decoder
 
     @property
     def cell_shape(self) -> tuple[int, int, int]:

@@ -6,6 +6,7 @@ and a particle one-hot ``(B, n_particles)``.
 """
 
 from fastshower.models import gan3d as _gan3d  # noqa: F401  (registers the 3DGAN models)
+from fastshower.models import vae3d as _vae3d  # noqa: F401  (registers the conditional VAE)
 from fastshower.models.angles import barycentre_angle
 from fastshower.models.gan3d import (
     AngleGenerator,

@@ -18,7 +18,8 @@ from fastshower.errors import ConfigError
 
 @dataclass
 class GanPair:
-    """A generator/discriminator pair built for one cell grid."""
+    """A model's two networks built for one cell grid: the ``generator`` that makes showers and the network it is
+    trained with (a GAN's discriminator, a VAE's encoder)."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -27,6 +28,9 @@ class GanPair:
     """The options actually used (defaults filled in), without name and cell shape."""
     name: str = ""
     cell_shape: tuple[int, int, int] = (0, 0, 0)
+    objective: str = "adversarial"
+    """What training optimises (``fastshower.train.objectives``): ``adversarial`` (a GAN: ``discriminator`` is the
+    critic) or ``vae`` (``generator`` is the decoder, ``discriminator`` the encoder)."""
 
 
 Builder = Callable[..., GanPair]

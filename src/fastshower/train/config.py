@@ -80,6 +80,9 @@ class LossConfig:
     #: weight of the cell-spectrum term in the generator's loss (0: off, the original recipe); see
     #: fastshower.train.losses.cell_spectrum_loss
     cells: float = 0.0
+    #: the VAE's (model 3dvae) weight of the KL divergence to the prior, against the cells' summed squared error in
+    #: the transformed space (unused by the GANs)
+    kl: float = 0.01
 
 
 @dataclass
@@ -190,7 +193,8 @@ def validate(cfg: TrainConfig, source: str = "config") -> None:
     _check(d.power > 0 and d.scale > 0, source, "data.power and data.scale must be > 0")
     _check(d.max_showers is None or d.max_showers >= 2, source, "data.max_showers must be >= 2")
     _check(d.max_in_memory_gb > 0, source, "data.max_in_memory_gb must be > 0")
-    _check(all(v >= 0 for v in (w.adversarial, w.energy, w.ecal, w.theta)), source, "loss weights must be >= 0")
+    _check(all(v >= 0 for v in (w.adversarial, w.energy, w.ecal, w.theta, w.cells, w.kl)), source,
+           "loss weights must be >= 0")
     _check(0 <= w.ecal_fit_degree <= 5, source, f"loss.ecal_fit_degree must be in [0, 5], got {w.ecal_fit_degree}")
     _check(r.precision in PRECISIONS, source,
            f"run.precision must be one of {', '.join(PRECISIONS)}, got {r.precision!r}")
@@ -255,6 +259,8 @@ def fingerprint(cfg: dict[str, Any]) -> dict[str, Any]:
         for part in key.split("."):
             node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
             default = default.get(part) if isinstance(default, dict) else None
+        if isinstance(node, dict) and isinstance(default, dict) and key != "model":
+            node = {**default, **node}  # a section written before one of its settings existed: that one's default
         out[key] = default if node is _MISSING else node
     return out
 

@@ -38,11 +38,9 @@ from fastshower.train.losses import (
     CELL_THRESHOLDS_MeV,
     LossWeights,
     SamplingFractionFit,
-    cell_spectrum_loss,
-    flip_labels,
-    gan_loss,
 )
-from fastshower.train.physics_check import model_conditions, physics_check, validation_set
+from fastshower.train.objectives import objective_for
+from fastshower.train.physics_check import physics_check, validation_set
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +190,7 @@ class Trainer:
         torch.manual_seed(run.seed)  # identical initial weights on every rank
         pair = build_model(m.name, self.dataset.cell_shape, **options)
         self.pair, self.options = pair, dict(pair.config)
+        self.objective = objective_for(pair.objective)
         self.n_particles: int | None = getattr(pair.generator, "n_particles", None)
         self.gen = pair.generator.to(self.device)
         self.disc = pair.discriminator.to(self.device)
@@ -261,76 +260,53 @@ class Trainer:
 
     # --- one batch ------------------------------------------------------------------------------------
 
-    def _autocast(self) -> Any:
+    def autocast(self) -> Any:
+        """The run's mixed-precision context (none in fp32)."""
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def _targets(self, label: torch.Tensor, cond: dict[str, torch.Tensor], ecal: torch.Tensor) -> dict[str, Any]:
+    def targets(self, label: torch.Tensor, cond: dict[str, torch.Tensor], ecal: torch.Tensor) -> dict[str, Any]:
+        """The discriminator's targets: real/fake label, energy / 100 GeV, summed deposit (and theta)."""
         t = {"label": label, "energy": cond["energy_GeV"] / 100.0, "ecal": ecal}
         if self.n_particles is not None:
             t["theta"] = cond["theta_rad"]
         return t
 
-    def _update(self, name: str, loss: torch.Tensor) -> None:
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """One optimiser step of network ``name`` (``generator`` or ``discriminator``) on ``loss``."""
         opt, scaler = self.opt[name], self.scaler[name]
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
 
-    def _noise(self, n: int) -> torch.Tensor:
+    def update_all(self, loss: torch.Tensor) -> None:
+        """One step of both networks' optimisers on one ``loss`` (a VAE's encoder and decoder), one backward pass;
+        the generator's scaler scales it (a GradScaler may serve several optimisers)."""
+        scaler = self.scaler["generator"]
+        for opt in self.opt.values():
+            opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        for opt in self.opt.values():
+            scaler.step(opt)
+        scaler.update()
+
+    def noise(self, n: int) -> torch.Tensor:
+        """``n`` latent vectors from the rank's own seeded generator."""
         # drawn on the CPU from the rank's own generator: the same numbers on any device
         return torch.randn(n, self.pair.latent_dim, generator=self.noise_gen).to(self.device)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Two discriminator and two generator updates on one batch; returns the loss terms (0-d tensors on the
-        device, detached; :func:`host_values` brings them to the host)."""
+        """The model's objective's updates on one batch (:mod:`fastshower.train.objectives`: two discriminator and
+        two generator updates for the 3DGAN, one encoder-decoder update for the VAE), then the learning-rate
+        schedules; returns the loss terms (0-d tensors on the device, detached; :func:`host_values` brings them to
+        the host)."""
         real = batch["showers"].to(self.device, non_blocking=True)
         if self.cfg.run.channels_last:
             real = real.contiguous(memory_format=torch.channels_last_3d)
         cond = {k: batch[k].to(self.device) for k in ("energy_GeV", "theta_rad", "particle")}
-        n, flip = real.shape[0], self.cfg.optim.label_flip
-        ones, zeros = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
-        logs: dict[str, torch.Tensor] = {}
-
-        with self._autocast():
-            out = self.disc_t(real)
-        loss, parts = gan_loss(out, self._targets(flip_labels(ones, flip, self.flip_gen), cond,
-                                                  real.sum(dim=(1, 2, 3, 4))), self.weights)
-        self._update("discriminator", loss)
-        logs.update({"d_real": loss.detach()} | {f"d_real_{k}": v for k, v in parts.items()})
-
-        with torch.no_grad(), self._autocast():
-            fake = self.gen(self._noise(n), *model_conditions(cond, slice(None), self.n_particles, self.device))
-        with self._autocast():
-            out = self.disc_t(fake.detach())
-        loss, parts = gan_loss(out, self._targets(flip_labels(zeros, flip, self.flip_gen), cond,
-                                                  self.ecal_fit(cond["energy_GeV"])), self.weights)
-        self._update("discriminator", loss)
-        logs.update({"d_fake": loss.detach()} | {f"d_fake_{k}": v for k, v in parts.items()})
-
-        self.disc.requires_grad_(False)  # the discriminator is only a fixed critic in the generator steps
-        try:
-            for i in range(2):
-                pick = torch.randint(n, (n,), generator=self.noise_gen).to(self.device)
-                c = {k: v[pick] for k, v in cond.items()}
-                with self._autocast():
-                    # the plain discriminator: no DDP reduction for parameters that take no gradient here
-                    generated = self.gen_t(self._noise(n), *model_conditions(c, slice(None), self.n_particles,
-                                                                             self.device))
-                    out = self.disc(generated)
-                loss, parts = gan_loss(out, self._targets(ones, c, self.ecal_fit(c["energy_GeV"])), self.weights)
-                if self.weights.cells > 0:  # against the real showers of the same conditions
-                    cells = cell_spectrum_loss(generated, real[pick], self.cell_thresholds)
-                    loss = loss + self.weights.cells * cells
-                    parts["cells"] = cells.detach()
-                self._update("generator", loss)
-                logs[f"g{i}"] = loss.detach()
-                if i == 1:
-                    logs.update({f"g_{k}": v for k, v in parts.items()})
-        finally:
-            self.disc.requires_grad_(True)
+        logs = self.objective.step(self, real, cond)
         for s in self.sched.values():
             s.step()
         return logs
@@ -447,8 +423,9 @@ class Trainer:
         self._log(record)
         if self.info.is_main:
             score = record.get("physics", {}).get("score")
-            logger.info("epoch %d/%d: d_real %.4g, g %.4g%s", self.epoch, self.cfg.optim.epochs,
-                        record.get("d_real", float("nan")), record.get("g1", float("nan")),
+            losses = (f"loss {record['loss']:.4g}" if "loss" in record  # one objective (the VAE's)
+                      else f"d_real {record.get('d_real', float('nan')):.4g}, g {record.get('g1', float('nan')):.4g}")
+            logger.info("epoch %d/%d: %s%s", self.epoch, self.cfg.optim.epochs, losses,
                         f", physics score {score:.4g}" if score is not None else "")
         self._save(best=is_best, epoch_end=True)
         if self.on_epoch is not None:

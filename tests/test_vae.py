@@ -1,0 +1,115 @@
+"""Tests of the second model family, the conditional VAE ``3dvae`` (issue 17): built by name, trained by the same
+trainer (the objective seam), its step lowers the objective, resume is exact, its bundle samples reproducibly by
+seed, refuses bad conditions and exports to ONNX like the 3DGAN's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_showers
+from fastshower.data import write_showers
+from fastshower.errors import ConfigError
+from fastshower.models import build_model
+from fastshower.models.gan3d import EnergyGenerator
+from fastshower.models.vae3d import Encoder3D
+from fastshower.train import TrainConfig, load_checkpoint, train
+from fastshower.train.objectives import AdversarialObjective, VaeObjective
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    return write_showers(tmp_path_factory.mktemp("data") / "tiny.h5", synthetic_showers(40, (8, 8, 8), 0))
+
+
+def vae_config(path: Path, **run: object) -> TrainConfig:
+    """8^3 showers, 32 to train in batches of 4 (8 steps an epoch), 8 for the physics check."""
+    return TrainConfig.from_dict({
+        "model": {"name": "3dvae", "options": {"latent_dim": 8, "encoder_width": 4}},
+        "data": {"path": str(path), "validation_fraction": 0.2},
+        "optim": {"name": "adam", "batch_size": 4, "epochs": 2, "lr": 1e-3},
+        "run": {"precision": "fp32", "device": "cpu", "log_every": 1, **run},
+    })
+
+
+def test_the_vae_is_built_by_name_with_the_gan_generator_as_decoder():
+    pair = build_model("3dvae", (8, 8, 8), latent_dim=8, encoder_width=4)
+    assert pair.objective == "vae" and isinstance(pair.generator, EnergyGenerator)
+    assert isinstance(pair.discriminator, Encoder3D)
+    assert pair.config == {"latent_dim": 8, "leaky_slope": 0.3, "encoder_width": 4}
+    mu, log_var = pair.discriminator(torch.rand(3, 1, 8, 8, 8), torch.tensor([10.0, 50.0, 90.0]))
+    assert mu.shape == log_var.shape == (3, 8)
+    assert build_model("3dgan", (8, 8, 8), latent_dim=8).objective == "adversarial"
+    with pytest.raises(ConfigError, match=r"model '3dvae': unknown option\(s\) dropout"):
+        build_model("3dvae", (8, 8, 8), dropout=0.2)
+    with pytest.raises(ConfigError, match=r"model '3dvae': encoder_width must be a positive integer"):
+        build_model("3dvae", (8, 8, 8), encoder_width=0)
+
+
+def test_the_trainer_picks_the_models_objective(tiny_file, tmp_path):
+    from fastshower.train import distributed as dd
+    from fastshower.train.trainer import Trainer
+
+    info = dd.init_distributed("cpu")
+    vae = Trainer(vae_config(tiny_file), tmp_path / "vae", False, info, progress=False)
+    assert isinstance(vae.objective, VaeObjective)
+    cfg = vae_config(tiny_file).to_dict()
+    cfg["model"] = {"name": "3dgan", "options": {"latent_dim": 8}}
+    gan = Trainer(TrainConfig.from_dict(cfg), tmp_path / "gan", False, info, progress=False)
+    assert isinstance(gan.objective, AdversarialObjective)
+
+
+def test_vae_steps_lower_its_objective(tiny_file, tmp_path):
+    from fastshower.train import distributed as dd
+    from fastshower.train.trainer import Trainer
+
+    trainer = Trainer(vae_config(tiny_file), tmp_path / "run", False, dd.init_distributed("cpu"), progress=False)
+    batch = trainer.dataset.batch(trainer.train_idx[:8])
+    losses = [float(trainer.train_step(batch)["loss"]) for _ in range(16)]
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_vae_resume_mid_epoch_gives_identical_weights_and_a_bundle(tiny_file, tmp_path):
+    full = train(vae_config(tiny_file), tmp_path / "full", progress=False)
+    assert full.finished and full.step == 16 and full.best_score is not None
+    stopped = train(vae_config(tiny_file, max_steps=5), tmp_path / "cut", progress=False)
+    assert not stopped.finished
+    resumed = train(vae_config(tiny_file), tmp_path / "cut", resume=True, progress=False)
+    assert resumed.finished and resumed.step == 16
+    a, b = load_checkpoint(tmp_path / "full/last.pt"), load_checkpoint(tmp_path / "cut/last.pt")
+    for net in ("generator", "discriminator"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key}"
+    import fastshower
+
+    sampler = fastshower.load(str(tmp_path / "full" / "generator.pt"))
+    assert sampler.bundle.model_name == "3dvae" and sampler.energy_only
+    low, high = sampler.bundle.energy_range_GeV
+    one = sampler.sample(energy=0.5 * (low + high), n=5, seed=3)
+    assert one.shape == (5, 8, 8, 8) and np.all(one >= 0)
+    assert np.array_equal(one, sampler.sample(energy=0.5 * (low + high), n=5, seed=3))
+    assert not np.array_equal(one, sampler.sample(energy=0.5 * (low + high), n=5, seed=4))
+    with pytest.raises(ConfigError, match="outside the model's training range"):
+        sampler.sample(energy=10 * high, n=2)
+    with pytest.raises(ConfigError, match="conditioned on the energy only"):
+        sampler.sample(energy=low, theta_deg=10.0, n=2)
+
+
+@pytest.mark.slow
+def test_vae_bundle_exports_to_onnx_like_the_gan(tiny_file, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fastshower.export import export_onnx, parity
+    from fastshower.models.bundle import load_bundle
+
+    cfg = vae_config(tiny_file).to_dict()
+    cfg["optim"]["epochs"] = 1
+    train(TrainConfig.from_dict(cfg), tmp_path / "run", progress=False)
+    bundle = load_bundle(tmp_path / "run" / "generator.pt")
+    out = tmp_path / "vae.onnx"
+    export_onnx(bundle, out)
+    assert out.stat().st_size > 10_000
+    assert parity(bundle, out).max_rel_diff < 1e-4
