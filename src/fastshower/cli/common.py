@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,36 @@ class LogProgress:
         rate = (self.n - self.start_n) / max(self.last - self.started, 1e-9)
         what = f"{self.what}: " if self.what else ""
         self.logger.info("%s%d/%d %ss done, %.1f %ss/s", what, self.n, self.total, self.unit, rate, self.unit)
+
+
+class _Bars:
+    """The progress bars of one output file (see :func:`writing`)."""
+
+    def __init__(self) -> None:
+        self.bars: list[Any] = []
+
+    def add(self, bar: Any) -> Any:
+        """Keep ``bar`` to close it with the file; returns it."""
+        self.bars.append(bar)
+        return bar
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+@contextlib.contextmanager
+def writing(ctx: Context, writer: Any) -> Iterator[_Bars]:
+    """Write a shower file with ``writer`` (a :class:`~fastshower.data.ShowerWriter`): ``ctx`` knows it meanwhile
+    (an interrupt then says how to resume), the block's progress bars (``bars.add(bar)``) are closed, the file is
+    finalised when the block ends normally and the writer closed in any case (the partial file stays to resume)."""
+    ctx.writer = writer
+    bars = _Bars()
+    try:
+        yield bars
+        bars.close()
+        writer.finalize()
+    finally:
+        bars.close()
+        writer.close()
+    ctx.writer = None

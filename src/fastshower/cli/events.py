@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from fastshower import __version__
-from fastshower.cli.common import Context, check_output_file, check_seed, progress
+from fastshower.cli.common import Context, progress, writing
 from fastshower.errors import ConfigError
 
 logger = logging.getLogger("fastshower.cli")
@@ -72,7 +72,7 @@ def _drop_empty(particles: Any) -> tuple[Any, np.ndarray]:
 
 def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower simulate --events``; returns the exit code."""
-    from fastshower.cli.simulate import _load_settings, _Stats
+    from fastshower.cli.simulate import _load_settings, _Stats, check_production_options
     from fastshower.data import ShowerData, ShowerWriter
     from fastshower.data.event_files import read_events
     from fastshower.data.events import EVENT_LEDGER_KEYS, EVENTS_CONTENT, event_summary, particle_tables
@@ -81,14 +81,7 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
     from fastshower.mc.events import available_GeV, check_events, entering_particles
     from fastshower.mc.production import check_backend, chunks
 
-    out = check_output_file(args.out, args.overwrite)
-    if args.n is not None and args.n < 1:
-        raise ConfigError(f"--n {args.n}: must be >= 1")
-    check_seed(args.seed)
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: must be >= 1")
-    if args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    out = check_production_options(args)
     if not math.isfinite(args.front_z_mm):
         raise ConfigError(f"--front-z-mm {args.front_z_mm}: must be a finite number")
     calorimeter = load_geometry(args.geometry)
@@ -139,14 +132,12 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
     tables = {**particle_tables(particles, fast), "events/number": numbers.astype(np.int64)}
     writer = ShowerWriter(out, n_events, calorimeter.cell_shape, attrs, ledger_keys=EVENT_LEDGER_KEYS,
                           resume=not args.no_resume, overwrite=args.overwrite, tables=tables)
-    ctx.writer = writer
-    bar = None
     timings = Timings()
     stats = _Stats()
-    try:
+    with writing(ctx, writer) as bars:
         todo = chunks(n_events, args.chunk_size, writer.done_mask())
         n_todo = sum(b - a for a, b in todo)
-        bar = progress(n_events, n_events - n_todo, args.quiet, unit="event", what=str(out))
+        bar = bars.add(progress(n_events, n_events - n_todo, args.quiet, unit="event", what=str(out)))
         t0 = time.perf_counter()
         stream = run_events(calorimeter, settings, particles, args.seed, todo, trigger, args.workers,
                             args.scheduler, args.device, args.showers_per_launch, timings)
@@ -159,13 +150,6 @@ def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:
                 bar.update(b - a)
                 bar.set_postfix_str(f"{stats.n / max(time.perf_counter() - t0, 1e-9):.2f} events/s")
         wall = time.perf_counter() - t0
-        bar.close()
-        writer.finalize()
-    finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-    ctx.writer = None
     resumed = f" ({n_events - stats.n} resumed)" if stats.n < n_events else ""
     counts = timings.counts
     print(f"{out}: {n_events} events{resumed}; made {stats.n} in {wall:.1f} s, "

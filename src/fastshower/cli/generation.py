@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastshower import __version__
-from fastshower.cli.common import Context, check_output_file, check_seed, progress
+from fastshower.cli.common import Context, check_output_file, check_seed, progress, writing
 from fastshower.errors import ConfigError
 
 
@@ -84,11 +84,9 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
         print(f"{out}: {args.n} showers made earlier ({target.name}), written in the CaloChallenge layout")
         return 0
     writer = ShowerWriter(target, args.n, sampler.cell_shape, attrs, ledger_keys=(), overwrite=args.overwrite)
-    ctx.writer = writer
-    bar = None
-    try:
+    with writing(ctx, writer) as bars:
         done = writer.done_mask()
-        bar = progress(args.n, writer.n_saved, args.quiet, what=str(target))
+        bar = bars.add(progress(args.n, writer.n_saved, args.quiet, what=str(target)))
         start_time, made = time.perf_counter(), 0
         for start in range(0, args.n, args.batch):
             stop = min(start + args.batch, args.n)
@@ -102,12 +100,6 @@ def run_generate(args: argparse.Namespace, ctx: Context) -> int:
             made += stop - start
             bar.update(stop - start)
         wall = time.perf_counter() - start_time
-        writer.finalize()
-    finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-    ctx.writer = None
     rate = f"{wall / made * 1000:.2f} ms per shower" if made else "nothing to do"
     if binning is not None:
         _finish_calochallenge(target, out, binning)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fastshower import __version__
-from fastshower.cli.common import Context, add_layout_options, check_output_file, check_seed, layout, progress
+from fastshower.cli.common import Context, add_layout_options, check_output_file, check_seed, layout, progress, writing
 from fastshower.cli.events import add_event_options, run_simulate_events
 from fastshower.config import read_mapping
 from fastshower.errors import ConfigError
@@ -118,6 +118,20 @@ class _Stats:
         return self.sampling_sum / self.n if self.n else float("nan")
 
 
+def check_production_options(args: argparse.Namespace) -> Path:
+    """The options every production checks before work: the output file, --n (when given), --seed, --workers,
+    --chunk-size; returns the output path."""
+    out = check_output_file(args.out, args.overwrite)
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be >= 1")
+    check_seed(args.seed)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be >= 1")
+    if args.chunk_size < 1:
+        raise ConfigError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    return out
+
+
 def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower simulate``; returns the exit code."""
     from fastshower.data import ShowerData, ShowerWriter
@@ -141,14 +155,7 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
                if value is None]
     if missing:
         raise ConfigError(f"{', '.join(missing)}: required (or --events FILE)")
-    out = check_output_file(args.out, args.overwrite)
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n}: must be >= 1")
-    check_seed(args.seed)
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: must be >= 1")
-    if args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size {args.chunk_size}: must be >= 1")
+    out = check_production_options(args)
     calorimeter = load_geometry(args.geometry)
     settings = _load_settings(args.physics, range_cut_mm=args.range_cut_mm, cut_conversion=args.cut_conversion,
                               msc=args.msc)
@@ -176,15 +183,13 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
     available = available_energy_GeV(primaries.pdg, primaries.energy_GeV)
     writer = ShowerWriter(out, args.n, calorimeter.cell_shape, attrs, resume=not args.no_resume,
                           overwrite=args.overwrite)
-    ctx.writer = writer
-    bar = None
-    try:
+    with writing(ctx, writer) as bars:
         done = writer.done_mask()
         todo = chunks(args.n, args.chunk_size, done)
         n_todo = sum(b - a for a, b in todo)
         if n_todo < args.n:
             logger.debug("resuming %s: %d of %d showers to simulate", writer.partial_path, n_todo, args.n)
-        bar = progress(args.n, args.n - n_todo, args.quiet, what=str(out))
+        bar = bars.add(progress(args.n, args.n - n_todo, args.quiet, what=str(out)))
         stats = _Stats()
         t0 = time.perf_counter()
         stream = run_production(calorimeter, settings, primaries, args.seed, todo, args.workers,
@@ -200,13 +205,6 @@ def run_simulate(args: argparse.Namespace, ctx: Context) -> int:
                 bar.update(stop - start)
                 bar.set_postfix_str(f"{stats.n / max(time.perf_counter() - t0, 1e-9):.1f} showers/s")
         wall = time.perf_counter() - t0
-        bar.close()
-        writer.finalize()
-    finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-    ctx.writer = None
     resumed = f" ({args.n - stats.n} resumed)" if stats.n < args.n else ""
     rate = stats.n / wall if wall > 0 else float("nan")
     print(f"{out}: {args.n} showers{resumed}; simulated {stats.n} on {args.device} in {wall:.1f} s, "
