@@ -112,12 +112,12 @@ def test_refused_shapes(shape: tuple) -> None:
 
 
 def test_registry() -> None:
-    assert available_models() == ["3dgan", "3dgan-angle"]
+    assert available_models() == ["3dgan", "3dgan-angle", "3dvae"]
     pair = build_model("3dgan-angle", (12, 10, 30), n_particles=3, latent_dim=8)
     assert pair.name == "3dgan-angle" and pair.cell_shape == (12, 10, 30)
     assert pair.config["n_particles"] == 3 and pair.latent_dim == 8
     assert pair.generator.dense.in_features == 8 + 2 + 3
-    with pytest.raises(ConfigError, match=r"model 'xyz': unknown \(known: 3dgan, 3dgan-angle\)"):
+    with pytest.raises(ConfigError, match=r"model 'xyz': unknown \(known: 3dgan, 3dgan-angle, 3dvae\)"):
         build_model("xyz", (25, 25, 25))
     with pytest.raises(ConfigError, match="unknown option"):
         build_model("3dgan", (25, 25, 25), transform_power=0.85)
