@@ -4,6 +4,7 @@ the particles a fast model knows handed to the model (:mod:`fastshower.hybrid`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import time
@@ -51,23 +52,16 @@ def _first_events(particles: Any, n: int | None) -> Any:
     """The first ``n`` events (all for None)."""
     if n is None or n >= particles.n_events:
         return particles
-    from fastshower.events import EventParticles
-
-    keep = np.flatnonzero(particles.event < n)
-    return EventParticles(n, *(getattr(particles, f)[keep] for f in
-                               ("event", "pdg", "energy_GeV", "theta_rad", "phi_rad", "x_mm", "y_mm", "source")))
+    return dataclasses.replace(particles.subset(np.flatnonzero(particles.event < n)), n_events=n)
 
 
 def _drop_empty(particles: Any) -> tuple[Any, np.ndarray]:
     """The events that have particles, renumbered, and their numbers in the file."""
-    from fastshower.events import EventParticles
-
     numbers = np.unique(particles.event)
     if numbers.size == particles.n_events:
         return particles, numbers
-    renumbered = np.searchsorted(numbers, particles.event)
-    return EventParticles(int(numbers.size), renumbered, particles.pdg, particles.energy_GeV, particles.theta_rad,
-                          particles.phi_rad, particles.x_mm, particles.y_mm, particles.source), numbers
+    return dataclasses.replace(particles, n_events=int(numbers.size),
+                               event=np.searchsorted(numbers, particles.event)), numbers
 
 
 def run_simulate_events(args: argparse.Namespace, ctx: Context) -> int:

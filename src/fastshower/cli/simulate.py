@@ -283,11 +283,12 @@ def run_inspect(args: argparse.Namespace, ctx: Context) -> int:
         ("energy", f"{energy[0]:.4g} .. {energy[1]:.4g} GeV" if energy else "unknown"),
     ]
     if attrs.get("content") == "events":
-        from fastshower.data.events import read_event_showers
+        import h5py
 
-        sample = read_event_showers(args.file)
+        with h5py.File(args.file, "r") as f:  # the particle table only, not the images
+            fast = np.asarray(f["particles/fast"][...], dtype=bool) if "particles/fast" in f else np.zeros(0, bool)
         rows[2] = ("events", info["n"])
-        rows.insert(3, ("particles", f"{len(sample.particles)} entered, {int(sample.fast.sum())} made by a fast model"))
+        rows.insert(3, ("particles", f"{fast.size} entered, {int(fast.sum())} made by a fast model"))
     geometry = attrs.get("geometry")
     if isinstance(geometry, dict) and geometry:
         rows.append(("geometry", geometry.get("name", "?")))
