@@ -61,6 +61,24 @@ def test_export_and_bench(bundle, tmp_path, capsys):
     assert "## Fast generation vs the Monte Carlo" in text and "| bf16 | 4 |" in text and "onnxruntime" in text
 
 
+def test_bench_times_several_models_side_by_side(bundle, tmp_path, capsys):
+    import shutil
+
+    twin = shutil.copy(bundle, tmp_path / "twin.pt")
+    results = tmp_path / "RESULTS.md"
+    assert main(["bench", "--model", str(bundle), "--model", str(twin), "--batches", "2", "--quick",
+                 "--write", str(results)]) == 0
+    rows = [line for line in results.read_text().splitlines() if "| 3dgan |" in line]
+    assert "## Models side by side" in results.read_text() and len(rows) == 4  # 2 models x fp32, bf16
+    assert {row.split("|")[5].strip() for row in rows} == {"fp32", "bf16"}
+    capsys.readouterr()
+    assert main(["bench", "--model", str(bundle), "--model", "3dgan-clic-electrons", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "the models make different grids" in err and err.count("\n") == 1
+    assert main(["bench", "--model", str(bundle), "--model", str(bundle), "--quick"]) == 2
+    assert "a model is named twice" in capsys.readouterr().err
+
+
 def test_validate_with_model_generates_the_candidate(bundle, tmp_path, capsys):
     rng = np.random.default_rng(0)
     n = 60

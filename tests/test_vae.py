@@ -14,6 +14,7 @@ from conftest import synthetic_showers
 from fastshower.data import write_showers
 from fastshower.errors import ConfigError
 from fastshower.models import build_model
+from fastshower.models.flows import ConditionalFlow
 from fastshower.models.gan3d import EnergyGenerator
 from fastshower.models.vae3d import Encoder3D
 from fastshower.train import TrainConfig, load_checkpoint, train
@@ -39,7 +40,8 @@ def test_the_vae_is_built_by_name_with_the_gan_generator_as_decoder():
     pair = build_model("3dvae", (8, 8, 8), latent_dim=8, encoder_width=4)
     assert pair.objective == "vae" and isinstance(pair.generator, EnergyGenerator)
     assert isinstance(pair.discriminator, Encoder3D)
-    assert pair.config == {"latent_dim": 8, "leaky_slope": 0.3, "encoder_width": 4}
+    assert pair.config == {"latent_dim": 8, "leaky_slope": 0.3, "encoder_width": 4, "prior_layers": 6,
+                           "prior_hidden": 256}
     mu, log_var = pair.discriminator(torch.rand(3, 1, 8, 8, 8), torch.tensor([10.0, 50.0, 90.0]))
     assert mu.shape == log_var.shape == (3, 8)
     assert build_model("3dgan", (8, 8, 8), latent_dim=8).objective == "adversarial"
@@ -47,6 +49,56 @@ def test_the_vae_is_built_by_name_with_the_gan_generator_as_decoder():
         build_model("3dvae", (8, 8, 8), dropout=0.2)
     with pytest.raises(ConfigError, match=r"model '3dvae': encoder_width must be a positive integer"):
         build_model("3dvae", (8, 8, 8), encoder_width=0)
+    with pytest.raises(ConfigError, match=r"model '3dvae': prior_layers must be an integer >= 0, got -1"):
+        build_model("3dvae", (8, 8, 8), prior_layers=-1)
+    assert build_model("3dvae", (8, 8, 8), latent_dim=8, prior_layers=0).generator.prior is None
+
+
+def _trained_looking_flow(dim: int = 6) -> ConditionalFlow:
+    """A flow with weights far from the identity it starts as, scales near their clamp."""
+    flow = ConditionalFlow(dim, 1, n_layers=4, hidden=16)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.normal_(0.0, 0.4, generator=torch.Generator().manual_seed(p.numel()))
+    return flow.double()
+
+
+def test_the_flow_prior_inverts_exactly_and_its_density_has_the_jacobian():
+    flow = _trained_looking_flow()
+    u, cond = torch.randn(7, 6, dtype=torch.float64), torch.randn(7, 1, dtype=torch.float64)
+    z = flow(u, cond)
+    back, log_det = flow.inverse(z, cond)
+    assert torch.allclose(back, u, atol=1e-10) and not torch.allclose(z, u, atol=1e-2)
+    # ln |det du/dz| against autograd's Jacobian of the inverse, row by row
+    for i in range(3):
+        jac = torch.autograd.functional.jacobian(lambda x, c=cond[i : i + 1]: flow.inverse(x[None], c)[0][0], z[i])
+        assert float(log_det[i].detach()) == pytest.approx(float(torch.linalg.slogdet(jac).logabsdet), abs=1e-9)
+    # the density integrates the change of variables: ln p(z) = ln N(u) + ln |det du/dz|
+    normal = -0.5 * (u.square().sum(dim=1) + 6 * np.log(2 * np.pi))
+    assert torch.allclose(flow.log_prob(z, cond), normal + log_det, atol=1e-10)
+
+
+def test_an_untrained_flow_prior_is_the_standard_normal():
+    decoder = build_model("3dvae", (8, 8, 8), latent_dim=8, encoder_width=4).generator
+    noise, energy = torch.randn(4, 8), torch.tensor([10.0, 30.0, 60.0, 90.0])
+    assert torch.equal(decoder.latent(noise, energy), noise)
+    normal = -0.5 * (noise.square().sum(dim=1) + 8 * np.log(2 * np.pi))
+    assert torch.allclose(decoder.prior_log_prob(noise, energy), normal, atol=1e-5)
+
+
+def test_the_fast_inference_path_keeps_the_flow_prior_in_front_of_the_decoder():
+    from fastshower.models.inference import inference_generator
+
+    decoder = build_model("3dvae", (8, 8, 8), latent_dim=8, encoder_width=4).generator.eval()
+    with torch.no_grad():
+        for p in decoder.prior.parameters():
+            p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
+        noise, energy = torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), torch.full((5,), 40.0)
+        assert not torch.allclose(decoder.latent(noise, energy), noise, atol=0.1)
+        slow, fast = decoder(noise, energy), inference_generator(decoder)(noise, energy)
+        assert torch.allclose(fast, slow, rtol=1e-4, atol=1e-5 * float(slow.abs().max()))
+        showers, log_prior = decoder(decoder.latent(noise, energy), energy, encoded=True)
+        assert torch.allclose(showers, slow, rtol=1e-5, atol=1e-7) and log_prior.shape == (5,)
 
 
 def test_the_trainer_picks_the_models_objective(tiny_file, tmp_path):

@@ -2,7 +2,8 @@
 
 Measured in one run on one machine: the generator's ms per shower for several batch sizes in fp32 and bf16, the
 MC's ms per shower at the same energies, the speed-up, the generator's FLOPs per shower and the share of the
-machine's measured matmul peak it reaches, and (if onnxruntime is installed) the ONNX model's speed.
+machine's measured matmul peak it reaches, and (if onnxruntime is installed) the ONNX model's speed. With several
+models, their generation speeds side by side (:func:`run_side_by_side`).
 """
 
 from __future__ import annotations
@@ -160,6 +161,48 @@ def run_bench(sampler: ShowerSampler, batches: tuple[int, ...] = (1, 16, 128, 10
     lo, hi = result.energy_range_GeV
     result.mc_mean_ms = float(slope * 0.5 * (lo + hi) + intercept)
     result.onnx_ms = _onnx_ms(sampler, (1, 128), seconds)
+    return result
+
+
+@dataclass
+class SideBySide:
+    """``fastshower bench`` with several models: each one's generation speed measured in the same run, the
+    timings interleaved (every model at one precision and batch before the next), so that all see the same
+    machine; times in ms per shower."""
+
+    machine: str
+    models: list[str]
+    families: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)
+    flops_per_shower: dict[str, float] = field(default_factory=dict)
+    generation_ms: dict[tuple[str, str, int], float] = field(default_factory=dict)
+
+    def markdown(self, command: str) -> str:
+        """The ``## Models side by side`` section of benchmarks/RESULTS.md."""
+        lines = ["## Models side by side", "", f"Machine: {self.machine}. Command: `{command}`.", "",
+                 "| model | family | generator parameters | GFLOP / shower | precision | batch | ms / shower |",
+                 "|---|---|---|---|---|---|---|"]
+        for (name, precision, batch), ms in sorted(self.generation_ms.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            lines.append(f"| {name} | {self.families[name]} | {self.parameters[name]:,} | "
+                         f"{self.flops_per_shower[name] / 1e9:.3f} | {precision} | {batch} | {ms:.2f} |")
+        return "\n".join(lines + [""])
+
+
+def run_side_by_side(samplers: dict[str, ShowerSampler], batches: tuple[int, ...] = (1, 16, 128, 1024),
+                     quick: bool = False) -> SideBySide:
+    """Generation speed of each model of ``samplers`` (name -> sampler), interleaved; ``quick`` for tests."""
+    seconds = 0.2 if quick else 1.5
+    result = SideBySide(machine_description(), list(samplers))
+    for name, sampler in samplers.items():
+        result.families[name] = sampler.bundle.model_name
+        result.parameters[name] = sum(p.numel() for p in sampler.generator.parameters())
+        result.flops_per_shower[name] = generator_flops_per_shower(sampler)
+    for precision in ("fp32", "bf16"):
+        for batch in batches:
+            for name, sampler in samplers.items():
+                ms = generation_ms_per_shower(sampler, batch, precision, seconds)
+                result.generation_ms[(name, precision, batch)] = ms
+                logger.info("%s %s batch %d: %.2f ms/shower", name, precision, batch, ms)
     return result
 
 

@@ -163,7 +163,9 @@ def run_export(args: argparse.Namespace, ctx: Context) -> int:
 
 def add_bench(p: argparse.ArgumentParser) -> None:
     """Arguments of ``fastshower bench``."""
-    p.add_argument("--model", required=True, help="generator bundle (.pt) or the name of a shipped model")
+    p.add_argument("--model", required=True, action="append",
+                   help="generator bundle (.pt) or the name of a shipped model; repeat it to time several models "
+                        "side by side in one run (generation only, no Monte Carlo)")
     p.add_argument("--batches", default="1,16,128,1024", help="batch sizes (default: %(default)s)")
     p.add_argument("--write", type=Path, nargs="?", const=Path("benchmarks/RESULTS.md"), metavar="RESULTS_MD",
                    help="write the results section into this markdown file (default: benchmarks/RESULTS.md)")
@@ -182,8 +184,11 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
         raise ConfigError(f"--batches '{args.batches}': expected comma-separated integers") from None
     if min(batches) < 1:
         raise ConfigError(f"--batches '{args.batches}': must be >= 1")
-    result = measure(fastshower.load(args.model), batches=batches, quick=args.quick)
-    section = result.markdown(f"fastshower bench --model {args.model} --batches {args.batches}")
+    if len(args.model) > 1:
+        return _bench_side_by_side(args, batches)
+    model = args.model[0]
+    result = measure(fastshower.load(model), batches=batches, quick=args.quick)
+    section = result.markdown(f"fastshower bench --model {model} --batches {args.batches}")
     print(section)
     if args.write is not None:
         print(f"wrote {write_results(section, args.write)}")
@@ -193,6 +198,25 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
           f"{result.energy_range_GeV[0]:g}-{result.energy_range_GeV[1]:g} GeV")
     return 0
 
+
+def _bench_side_by_side(args: argparse.Namespace, batches: tuple[int, ...]) -> int:
+    import fastshower
+    from fastshower.bench import run_side_by_side, write_results
+
+    if len(set(args.model)) != len(args.model):
+        raise ConfigError(f"--model: {', '.join(args.model)}: a model is named twice")
+    samplers = {m: fastshower.load(m) for m in args.model}  # every model checked before any timing
+    shapes = {tuple(s.cell_shape) for s in samplers.values()}
+    if len(shapes) > 1:
+        raise ConfigError(f"--model: {', '.join(args.model)}: the models make different grids "
+                          f"({', '.join('x'.join(map(str, s)) for s in sorted(shapes))}); compare models of one grid")
+    result = run_side_by_side(samplers, batches, quick=args.quick)
+    command = "fastshower bench " + " ".join(f"--model {m}" for m in args.model) + f" --batches {args.batches}"
+    section = result.markdown(command)
+    print(section)
+    if args.write is not None:
+        print(f"wrote {write_results(section, args.write)}")
+    return 0
 
 
 # --- models -----------------------------------------------------------------------------------------------------
@@ -209,12 +233,12 @@ def run_models(args: argparse.Namespace, ctx: Context) -> int:
 
     names = {code: name for name, code in PARTICLES.items()} | {0: "any"}  # 0: a file that did not say
 
-    rows = [("name", "detector", "particles", "energy [GeV]", "theta [deg]", "cells")]
+    rows = [("name", "family", "detector", "particles", "energy [GeV]", "theta [deg]", "cells")]
     for name in shipped_models():
         b = load_bundle(resolve_model(name))
         particles = ", ".join(names.get(int(c), str(c)) for c in b.particles) or "any"
         low, high = (math.degrees(t) for t in b.theta_range_rad)
-        rows.append((name, str(b.geometry.get("name", "?")), particles,
+        rows.append((name, b.model_name, str(b.geometry.get("name", "?")), particles,
                      f"{b.energy_range_GeV[0]:g}-{b.energy_range_GeV[1]:g}", f"{low:.3g}-{high:.3g}",
                      "x".join(str(c) for c in b.cell_shape)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -1,0 +1,98 @@
+"""A conditional normalising flow on a latent space: the learned prior of the ``3dvae`` (CaloINN's idea).
+
+Why: a VAE trained against a fixed N(0, 1) prior leaves its aggregate posterior non-Gaussian, with holes where
+prior samples decode to showers unlike any in the training set. A flow ``z = g(u; E)``, ``u ~ N(0, 1)``, fitted to
+the aggregate posterior by maximum likelihood (jointly with the VAE: the KL term's ``-log p(z | E)``), closes them.
+CaloINN (Ernst, Favaro, Krause, Plehn, Shih, arXiv:2312.09290) learns its VAE's latent space with an invertible
+network for the same reason. It costs ~2 MFLOP per shower at latent 200: a fraction of a percent of the
+3DGAN decoder's 0.5 GFLOP.
+
+The flow is a stack of affine coupling layers (RealNVP: Dinh, Sohl-Dickstein, Bengio, arXiv:1605.08803) with a
+fixed random permutation before each: half of the coordinates, given the other half and ln(E / 100 GeV), are
+scaled and shifted. Scales are soft-clamped (``clamp * tanh(s / clamp)``) so that ``exp`` stays finite, and each
+coupling's last layer starts at zero, so that an untrained flow is the identity and the prior starts as N(0, 1).
+Both directions are exact and cost the same; everything exports to ONNX (linear, tanh, exp, gather).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class AffineCoupling(nn.Module):
+    """One coupling: ``z_b = u_b * exp(s(u_a, c)) + t(u_a, c)``, ``z_a = u_a``, where ``a`` and ``b`` are the two
+    halves of a fixed permutation of the coordinates (undone at the output, so that a zero coupling is the identity)."""
+
+    def __init__(self, dim: int, cond_dim: int, hidden: int, clamp: float, permutation: torch.Tensor) -> None:
+        super().__init__()
+        self.n_a, self.n_b, self.clamp = dim // 2, dim - dim // 2, clamp
+        self.register_buffer("permutation", permutation)
+        self.register_buffer("inverse_permutation", torch.argsort(permutation))
+        self.net = nn.Sequential(
+            nn.Linear(self.n_a + cond_dim, hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, 2 * self.n_b),
+        )
+        nn.init.zeros_(self.net[-1].weight)  # identity at initialisation
+        nn.init.zeros_(self.net[-1].bias)
+
+    def _scale_shift(self, a: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_s, t = self.net(torch.cat([a, cond], dim=1)).chunk(2, dim=1)
+        return self.clamp * torch.tanh(raw_s / self.clamp), t
+
+    def forward(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Sampling direction ``u -> z``."""
+        u = u[:, self.permutation]
+        a, b = u[:, : self.n_a], u[:, self.n_a :]
+        s, t = self._scale_shift(a, cond)
+        return torch.cat([a, b * torch.exp(s) + t], dim=1)[:, self.inverse_permutation]
+
+    def inverse(self, z: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Density direction ``z -> u`` and ``ln |det du/dz|`` per row."""
+        z = z[:, self.permutation]
+        a, b = z[:, : self.n_a], z[:, self.n_a :]
+        s, t = self._scale_shift(a, cond)
+        u = torch.cat([a, (b - t) * torch.exp(-s)], dim=1)
+        return u[:, self.inverse_permutation], -s.sum(dim=1)
+
+
+class ConditionalFlow(nn.Module):
+    """``z = g(u; c)`` for ``u ~ N(0, 1)`` in ``dim`` dimensions, conditioned on ``c`` of ``cond_dim`` numbers.
+
+    ``forward(u, c)`` samples; ``inverse(z, c)`` gives ``(u, ln |det du/dz|)``; ``log_prob(z, c)`` the density
+    of the prior at ``z`` (nats per row). The permutations come from a fixed seed (``permutation_seed``), so a
+    model rebuilt from its options has the same flow before its weights are loaded."""
+
+    def __init__(self, dim: int, cond_dim: int = 1, n_layers: int = 6, hidden: int = 256, clamp: float = 2.0,
+                 permutation_seed: int = 0) -> None:
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"ConditionalFlow: dim must be at least 2, got {dim}")
+        g = torch.Generator().manual_seed(permutation_seed)
+        self.dim = dim
+        self.layers = nn.ModuleList(
+            AffineCoupling(dim, cond_dim, hidden, clamp, torch.randperm(dim, generator=g)) for _ in range(n_layers))
+
+    def forward(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Sampling direction: latent points ``z`` ``(B, dim)`` for Gaussian draws ``u`` ``(B, dim)``."""
+        z = u
+        for layer in self.layers:
+            z = layer(z, cond)
+        return z
+
+    def inverse(self, z: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Density direction: ``u`` and ``ln |det du/dz|`` (``(B,)``) for latent points ``z``."""
+        log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        u = z
+        for layer in reversed(self.layers):
+            u, ld = layer.inverse(u, cond)
+            log_det = log_det + ld
+        return u, log_det
+
+    def log_prob(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``ln p(z | c)`` per row: the standard normal density of ``u = g^-1(z)`` times the Jacobian."""
+        u, log_det = self.inverse(z, cond)
+        return -0.5 * (u.square().sum(dim=1) + self.dim * math.log(2.0 * math.pi)) + log_det
