@@ -1,4 +1,4 @@
-"""The acceptance list at fixed energies, several models side by side (fastshower.validate.acceptance).
+r"""The acceptance list at fixed energies, several models side by side (fastshower.validate.acceptance).
 
 Each model is a report folder of ``fastshower validate --model M --reference REF --out FOLDER`` (its generated
 ``candidate.h5`` and ``metrics.json``); the figures are computed against the same fixed-energy reference:

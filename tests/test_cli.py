@@ -307,6 +307,7 @@ def test_models_lists_the_shipped_models_with_their_conditions(capsys) -> None:
     assert lines[0].split() == ["name", "family", "detector", "particles", "energy", "[GeV]", "theta", "[deg]",
                                 "cells"]
     assert lines[1].split() == ["3dgan-clic-electrons", "3dgan", "clic", "e-", "10-510", "0-0", "25x25x25"]
+    assert lines[2].split() == ["3dvae-clic-electrons", "3dvae", "clic", "e-", "10-510", "0-0", "25x25x25"]
 
 
 def test_progress_without_a_terminal_is_a_log_line_every_30_s_and_at_the_end(caplog, monkeypatch) -> None:

@@ -63,3 +63,9 @@ def test_the_shipped_model_says_it_predates_todays_physics():
     from fastshower.generate import load
 
     assert physics_differences(load("3dgan-clic-electrons").bundle.physics, TODAY) != []
+
+
+def test_the_shipped_vae_was_trained_on_todays_physics():
+    from fastshower.generate import load
+
+    assert physics_differences(load("3dvae-clic-electrons").bundle.physics, TODAY) == []

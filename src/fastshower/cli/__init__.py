@@ -29,7 +29,7 @@ COMMANDS: dict[str, Command] = {
     "merge": ("join shower files of the same detector and physics into one", simulate.add_merge,
               simulate.run_merge),
     "inspect": ("describe a shower file", simulate.add_inspect, simulate.run_inspect),
-    "train": ("train a generative model (3DGAN) on a shower file; one process or many under torchrun",
+    "train": ("train a generative model (3DGAN or 3dvae) on a shower file; one process or many under torchrun",
               train.add_train, train.run_train),
     "demo": ("simulate a small sample at a few energies, print a summary and plot it", demo.add_demo, demo.run_demo),
     "validate": ("compare a candidate shower sample with a reference: HTML report and metrics.json",
