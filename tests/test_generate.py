@@ -115,3 +115,12 @@ def test_generated_showers_read_out_like_the_detector(bundle_path):
     kept = plain >= threshold_GeV
     np.testing.assert_array_equal(read_out[kept], plain[kept])
     assert np.all(read_out[~kept] == 0) and 0 < kept.sum() < (plain > 0).sum()
+
+
+def test_the_fastest_cpu_precision_is_bf16_only_where_the_cpu_computes_it_natively():
+    from fastshower.generate import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile")
+    assert cpu_has_native_bf16("flags\t\t: fpu avx2 amx_bf16 amx_tile")
+    assert not cpu_has_native_bf16("flags\t\t: fpu sse avx2 avx512f avx512bw")  # AVX-512 without BF16: emulated
+    assert not cpu_has_native_bf16("")
