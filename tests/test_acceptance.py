@@ -37,7 +37,8 @@ def test_a_sample_like_the_reference_meets_the_bars_and_defects_are_seen():
         assert all(0 <= row.floors[k] < BARS[k] for k in BARS), row
     assert count_passed(rows) == (2 * len(BARS), 2 * len(BARS))
     # 3 % too much energy in every cell: the response fails, the shapes and hit counts do not
-    louder = dataclasses.replace(model, deposit_GeV=model.deposit_GeV * 1.03)
+    louder = dataclasses.replace(model, deposit_GeV=model.deposit_GeV * 1.03,
+                                 sampling_fraction=model.sampling_fraction * 1.03)
     f = figures(reference.select(np.arange(400)), louder.select(np.arange(400)))
     assert f["response"] == pytest.approx(0.03, abs=0.01) and f["response"] > BARS["response"]
     assert f["resolution"] < BARS["resolution"]

@@ -171,7 +171,6 @@ class SideBySide:
     machine; times in ms per shower."""
 
     machine: str
-    models: list[str]
     families: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, int] = field(default_factory=dict)
     flops_per_shower: dict[str, float] = field(default_factory=dict)
@@ -192,7 +191,7 @@ def run_side_by_side(samplers: dict[str, ShowerSampler], batches: tuple[int, ...
                      quick: bool = False) -> SideBySide:
     """Generation speed of each model of ``samplers`` (name -> sampler), interleaved; ``quick`` for tests."""
     seconds = 0.2 if quick else 1.5
-    result = SideBySide(machine_description(), list(samplers))
+    result = SideBySide(machine_description())
     for name, sampler in samplers.items():
         result.families[name] = sampler.bundle.model_name
         result.parameters[name] = sum(p.numel() for p in sampler.generator.parameters())

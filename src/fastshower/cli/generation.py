@@ -176,7 +176,6 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
     """Run ``fastshower bench``; returns the exit code."""
     import fastshower
     from fastshower.bench import run_bench as measure
-    from fastshower.bench import write_results
 
     try:
         batches = tuple(int(v) for v in args.batches.split(","))
@@ -188,10 +187,7 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
         return _bench_side_by_side(args, batches)
     model = args.model[0]
     result = measure(fastshower.load(model), batches=batches, quick=args.quick)
-    section = result.markdown(f"fastshower bench --model {model} --batches {args.batches}")
-    print(section)
-    if args.write is not None:
-        print(f"wrote {write_results(section, args.write)}")
+    _show(result.markdown(f"fastshower bench --model {model} --batches {args.batches}"), args.write)
     best = min(result.generation_ms.items(), key=lambda item: item[1])
     print(f"fastest: {best[0][0]} batch {best[0][1]}: {best[1]:.2f} ms per shower, "
           f"{result.mc_mean_ms / best[1]:,.0f}x faster than the Monte Carlo (one core) over "
@@ -201,7 +197,7 @@ def run_bench(args: argparse.Namespace, ctx: Context) -> int:
 
 def _bench_side_by_side(args: argparse.Namespace, batches: tuple[int, ...]) -> int:
     import fastshower
-    from fastshower.bench import run_side_by_side, write_results
+    from fastshower.bench import run_side_by_side
 
     if len(set(args.model)) != len(args.model):
         raise ConfigError(f"--model: {', '.join(args.model)}: a model is named twice")
@@ -212,11 +208,17 @@ def _bench_side_by_side(args: argparse.Namespace, batches: tuple[int, ...]) -> i
                           f"({', '.join('x'.join(map(str, s)) for s in sorted(shapes))}); compare models of one grid")
     result = run_side_by_side(samplers, batches, quick=args.quick)
     command = "fastshower bench " + " ".join(f"--model {m}" for m in args.model) + f" --batches {args.batches}"
-    section = result.markdown(command)
-    print(section)
-    if args.write is not None:
-        print(f"wrote {write_results(section, args.write)}")
+    _show(result.markdown(command), args.write)
     return 0
+
+
+def _show(section: str, results_md: Path | None) -> None:
+    """Print a bench section and, with ``--write``, put it into the results file."""
+    from fastshower.bench import write_results
+
+    print(section)
+    if results_md is not None:
+        print(f"wrote {write_results(section, results_md)}")
 
 
 # --- models -----------------------------------------------------------------------------------------------------

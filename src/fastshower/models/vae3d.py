@@ -63,8 +63,8 @@ class Encoder3D(nn.Module):
 
 class VaeDecoder(EnergyGenerator):
     """The 3DGAN generator as a VAE decoder, with the prior's flow in front: ``forward(noise, E)`` maps the
-    Gaussian ``noise`` to the latent ``z = g(noise; E)`` and decodes it; :meth:`decode` decodes a given ``z`` (the
-    training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``."""
+    Gaussian ``noise`` to the latent ``z = g(noise; E)`` and decodes it; ``forward(z, E, encoded=True)`` decodes a
+    given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``."""
 
     def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3,
                  depth_margin: int = 0, prior_layers: int = 6, prior_hidden: int = 256) -> None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastshower.validate.observables import Observables
+from fastshower.validate.metrics import _rel
+from fastshower.validate.observables import Observables, response
 
 #: Bars of the acceptance list (relative deviations) and the energy share above which a profile bin counts.
 BARS: dict[str, float] = {"response": 0.02, "resolution": 0.15, "long_profile": 0.05, "x_profile": 0.05,
@@ -44,16 +45,12 @@ class AcceptanceRow:
         return bool(self.values[figure] <= BARS[figure])
 
 
-def _rel(a: float, b: float) -> float:
-    return abs(a / b - 1.0) if b != 0 else float("nan")
-
-
 def figures(reference: Observables, model: Observables) -> dict[str, float]:
     """The acceptance figures of ``model`` against ``reference`` (both at one energy)."""
+    ref, mod = response(reference), response(model)  # at one energy the mean sampling fraction is the deposit's
     out = {
-        "response": _rel(float(np.mean(model.deposit_GeV)), float(np.mean(reference.deposit_GeV))),
-        "resolution": _rel(float(np.std(model.deposit_GeV) / np.mean(model.deposit_GeV)),
-                           float(np.std(reference.deposit_GeV) / np.mean(reference.deposit_GeV))),
+        "response": _rel(mod["response"], ref["response"]),
+        "resolution": _rel(mod["resolution"], ref["resolution"]),
         "hits": _rel(float(np.mean(model.n_hits)), float(np.mean(reference.n_hits))),
     }
     for name in ("long_profile", "x_profile", "y_profile"):
@@ -65,7 +62,7 @@ def figures(reference: Observables, model: Observables) -> dict[str, float]:
 
 def fixed_energies(energies_GeV: np.ndarray) -> list[float]:
     """The distinct primary energies of a fixed-energy sample (ascending)."""
-    return sorted({float(e) for e in np.unique(np.round(energies_GeV, 6))})
+    return [float(e) for e in np.unique(np.round(energies_GeV, 6))]
 
 
 def acceptance_rows(reference: Observables, model: Observables, seed: int = 1) -> list[AcceptanceRow]:
