@@ -118,7 +118,7 @@ def test_generated_showers_read_out_like_the_detector(bundle_path):
 
 
 def test_the_fastest_cpu_precision_is_bf16_only_where_the_cpu_computes_it_natively():
-    from fastshower.generate import cpu_has_native_bf16
+    from fastshower.hardware import cpu_has_native_bf16
 
     assert cpu_has_native_bf16("flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile")
     assert cpu_has_native_bf16("flags\t\t: fpu avx2 amx_bf16 amx_tile")

@@ -257,6 +257,17 @@ def test_bf16_autocast_step_on_cpu(tiny_file, tmp_path) -> None:
         train(tiny_config(tiny_file, precision="fp16"), tmp_path / "fp16")
 
 
+def test_auto_precision_is_bf16_on_a_cpu_only_where_it_computes_bf16_natively(monkeypatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dd, "cpu_has_native_bf16", lambda: True)
+    assert dd.resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(dd, "cpu_has_native_bf16", lambda: False)  # emulated bf16 would be ~3x slower: fp32
+    assert dd.resolve_precision("auto", cpu) == torch.float32
+    assert dd.resolve_precision("bf16", cpu) == torch.bfloat16  # an explicit choice stands
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        dd.resolve_precision("fp16", cpu)
+
+
 def test_cell_spectrum_counts_cells_above_thresholds_with_a_gradient() -> None:
     cells = torch.tensor([[0.0, 0.5, 5.0, 50.0], [0.0, 0.0, 0.2, 20.0]], requires_grad=True)  # MeV, 2 showers
     thresholds = torch.tensor([0.1, 1.0, 10.0])

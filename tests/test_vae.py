@@ -18,7 +18,7 @@ from fastshower.models.flows import ConditionalFlow
 from fastshower.models.gan3d import EnergyGenerator
 from fastshower.models.vae3d import Encoder3D
 from fastshower.train import TrainConfig, load_checkpoint, train
-from fastshower.train.objectives import AdversarialObjective, VaeObjective
+from fastshower.train.objectives import AdversarialObjective, VaeObjective, censored_sse
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,28 @@ def test_the_fast_inference_path_keeps_the_flow_prior_in_front_of_the_decoder():
         assert not torch.allclose(decoder.latent(noise, energy), noise, atol=0.1)
         slow, fast = decoder(noise, energy), inference_generator(decoder)(noise, energy)
         assert torch.allclose(fast, slow, rtol=1e-4, atol=1e-5 * float(slow.abs().max()))
-        showers, log_prior = decoder(decoder.latent(noise, energy), energy, encoded=True)
-        assert torch.allclose(showers, slow, rtol=1e-5, atol=1e-7) and log_prior.shape == (5,)
+        pre, log_prior = decoder(decoder.latent(noise, energy), energy, encoded=True)
+        # the training path gives the cells before the final ReLU: generation is their positive part
+        assert torch.allclose(torch.relu(pre), slow, rtol=1e-5, atol=1e-7) and log_prior.shape == (5,)
+        assert float(pre.min()) < 0.0
+
+
+def test_the_censored_reconstruction_error_revives_cells_the_relu_switched_off():
+    pre = torch.tensor([2.0, -1.0, 0.5, -3.0]).reshape(1, 1, 4, 1, 1).requires_grad_(True)
+    real = torch.tensor([1.5, 2.0, 0.0, 0.0]).reshape(1, 1, 4, 1, 1)
+    loss = censored_sse(pre, real)
+    # deposit: (pre - real)^2 even below zero; empty: relu(pre)^2, nothing to learn from an empty, switched-off cell
+    assert loss.shape == (1,) and float(loss.detach()) == pytest.approx(0.5**2 + 3.0**2 + 0.5**2)
+    loss.sum().backward()
+    assert pre.grad.flatten().tolist() == pytest.approx([1.0, -6.0, 1.0, 0.0])
+    # the plain SSE of the ReLU output gives the dead cell with a deposit no gradient at all
+    pre.grad = None
+    (torch.relu(pre) - real).square().sum().backward()
+    assert float(pre.grad.flatten()[1]) == 0.0
+    # where every pre-activation is positive it is the plain SSE
+    positive = torch.rand(3, 1, 4, 4, 4) + 0.1
+    target = torch.rand(3, 1, 4, 4, 4) * (torch.rand(3, 1, 4, 4, 4) > 0.5)
+    assert torch.allclose(censored_sse(positive, target), (positive - target).square().sum(dim=(1, 2, 3, 4)))
 
 
 def test_the_trainer_picks_the_models_objective(tiny_file, tmp_path):

@@ -125,7 +125,8 @@ def compare_with_model(model: str | Path, reference: Path, out_dir: Path, mc_row
                        seed: int, sampler: Any = None) -> dict[str, Any]:
     """Generate the reference's showers with ``model``, print the speed-up and validate (``sampler``: the model
     already loaded, if it is)."""
-    from fastshower.generate import fastest_cpu_precision, generate_like, load
+    from fastshower.generate import generate_like, load
+    from fastshower.hardware import fastest_cpu_precision
     from fastshower.validate.report import run_validation, verdict_line
 
     sampler = sampler or load(model)

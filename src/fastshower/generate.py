@@ -6,7 +6,6 @@ model (``fastshower.generate.shipped_models()``). Showers come out as numpy arra
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,6 @@ NOISE_BLOCK = 1024  # showers per noise block: noise of shower i depends only on
 PRECISIONS = ("fp32", "bf16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _RANGE_TOLERANCE = 1e-6
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bf16 natively (the ``avx512_bf16`` or ``amx_bf16`` flag of ``/proc/cpuinfo``, or
-    the given text). Without it bf16 is emulated and generation in bf16 is ~18x slower than in fp32
-    (benchmarks/RESULTS.md, "Models side by side"); with it ~2x faster."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
-
-
-def fastest_cpu_precision() -> str:
-    """``bf16`` where the CPU computes it natively, else ``fp32``: the faster generation precision here."""
-    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def shipped_models() -> list[str]:

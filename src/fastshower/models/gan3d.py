@@ -141,19 +141,23 @@ class _GeneratorBase(nn.Module):
             nn.ReLU(),
         )
 
-    def _decode(self, h: torch.Tensor) -> torch.Tensor:
+    def _decode(self, h: torch.Tensor, rectify: bool = True) -> torch.Tensor:
+        """The Dense stem and the trunk on the Dense input ``h``; ``rectify=False`` leaves out the final ReLU (the
+        cells' pre-activations, which a likelihood objective needs: the ReLU passes no gradient below zero)."""
         sx, sy, sz = self.start_shape
         # Keras reshapes the Dense output channels-last (sx, sy, sz, 8); keep that ordering.
         x = self.dense(h).view(-1, sx, sy, sz, 8).permute(0, 4, 1, 2, 3)
-        x = self._run_trunk(x) if use_cpu_bf16_paths(x) else self.trunk(x)
+        modules = self.trunk if rectify else self.trunk[:-1]  # the trunk ends in its ReLU
+        x = self._run_trunk(modules, x) if use_cpu_bf16_paths(x) else modules(x)
         (ox, oy, oz), (X, Y, Z) = self._offset, self.cell_shape
         return x[:, :, ox : ox + X, oy : oy + Y, oz : oz + Z]
 
-    def _run_trunk(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _run_trunk(trunk: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         """The trunk with each upsampling + zero padding + convolution done as one polyphase convolution
         (:func:`~fastshower.models.polyphase.upsampled_conv3d`): the same function and the same parameters, ~6x
         faster in training under CPU bf16 autocast (no upsampled tensor, ~1/4 of the multiply-adds)."""
-        modules = list(self.trunk)
+        modules = list(trunk)
         i = 0
         while i < len(modules):
             padding = getattr(modules[i + 1], "padding", None) if i + 1 < len(modules) else None

@@ -14,10 +14,11 @@ the training set reconstructed rather than only imitated in distribution.
   (:class:`~fastshower.models.flows.ConditionalFlow`) maps Gaussian noise to ``z``, learned jointly with the VAE;
   with 0 it is N(0, 1). The decoder owns the flow, so the generator's call ``(noise, E)`` -- sampling, the fast
   inference rewrite, ONNX export, benchmarks -- is the 3DGAN's, with the flow in front of the dense layer.
-- The objective (``fastshower.train.objectives.VaeObjective``): the summed squared error of the cells in the
-  transformed space (a Gaussian likelihood of fixed width), plus ``loss.kl`` times the KL divergence to the prior,
-  plus ``loss.ecal`` times the percentage error of the shower's summed (transformed) energy, as the GAN's, plus
-  ``loss.cells`` times the cell-spectrum term on the reconstructions.
+- The objective (``fastshower.train.objectives.VaeObjective``): the censored summed squared error of the cells in
+  the transformed space (a Gaussian likelihood of fixed width for a cell with a deposit, a hinge on the decoder's
+  pre-activation for an empty one, so that a cell switched off by the final ReLU still learns), plus ``loss.kl``
+  times the KL divergence to the prior, plus ``loss.ecal`` times the percentage error of the shower's summed
+  (transformed) energy, as the GAN's, plus ``loss.cells`` times the cell-spectrum term on the reconstructions.
 
 The pair's ``discriminator`` slot holds the encoder, so that checkpoints, DDP and resume treat both families alike.
 """
@@ -102,12 +103,14 @@ class VaeDecoder(EnergyGenerator):
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None, encoded: bool = False) -> Any:
         """Showers ``(B, 1, X, Y, Z)`` for Gaussian ``noise`` ``(B, latent_dim)``; with ``encoded=True`` (the training
-        path) ``noise`` holds latent points ``z`` from the encoder, and the result is ``(showers, ln p(z | E))``:
-        one call through both networks, so that DDP sees every parameter used."""
+        path) ``noise`` holds latent points ``z`` from the encoder, and the result is ``(pre-activations,
+        ln p(z | E))``: the cells before the final ReLU (the showers are their positive part), so that the
+        likelihood sees a gradient in cells the decoder has switched off; one call through both networks, so that
+        DDP sees every parameter used."""
         if not encoded:
             return super().forward(noise, energy_GeV, theta, particle)
-        showers = self._decode(EnergyGenerator.dense_input(self, noise, energy_GeV, theta, particle))
-        return showers, self.prior_log_prob(noise, energy_GeV)
+        pre = self._decode(EnergyGenerator.dense_input(self, noise, energy_GeV, theta, particle), rectify=False)
+        return pre, self.prior_log_prob(noise, energy_GeV)
 
 
 @register("3dvae")

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from fastshower.errors import ConfigError
+from fastshower.hardware import cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,12 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """fp32 / bf16 / fp16 -> dtype; ``auto`` is bf16 (fp16 without bf16 support) on CUDA and fp32 on CPU."""
+    """fp32 / bf16 / fp16 -> dtype; ``auto`` is bf16 (fp16 without bf16 support) on CUDA, and on a CPU bf16 where
+    it computes bf16 natively (AVX-512 BF16, AMX: a training step ~4x faster than fp32), else fp32 (emulated bf16
+    is ~3x slower)."""
     if precision == "auto":
         if device.type != "cuda":
-            return torch.float32
+            return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision fp16 needs CUDA (use bf16 on the CPU)")

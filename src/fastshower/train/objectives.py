@@ -80,7 +80,7 @@ class AdversarialObjective:
 
 class VaeObjective:
     """The conditional VAE's step (``models.vae3d``): encode, draw ``z`` by the reparametrisation, decode, and make
-    one update of encoder, decoder and prior on ``SSE + loss.kl * KL + loss.ecal * MAPE(summed deposit)
+    one update of encoder, decoder and prior on ``censored SSE + loss.kl * KL + loss.ecal * MAPE(summed deposit)
     [+ loss.cells * cell spectrum]`` per shower (cells in the transformed space). The KL term is analytic against
     N(0, 1); against a flow prior it is ``-H(q) - ln p(z | E)`` at the drawn ``z`` (the entropy of the Gaussian
     posterior is analytic), which also fits the flow to the aggregate posterior by maximum likelihood. Logs
@@ -92,10 +92,11 @@ class VaeObjective:
             mu, log_var = t.disc_t(real, energy)
             eps = torch.randn(mu.shape, generator=t.noise_gen).to(t.device)
             z = mu + torch.exp(0.5 * log_var) * eps.to(mu.dtype)
-            recon, log_prior = t.gen_t(z, *model_conditions(cond, slice(None), t.n_particles, t.device),
-                                       encoded=True)
-        recon, mu, log_var = recon.float(), mu.float(), log_var.float()
-        sse = (recon - real).square().sum(dim=(1, 2, 3, 4)).mean()
+            pre, log_prior = t.gen_t(z, *model_conditions(cond, slice(None), t.n_particles, t.device),
+                                     encoded=True)
+        pre, mu, log_var = pre.float(), mu.float(), log_var.float()
+        recon = torch.relu(pre)
+        sse = censored_sse(pre, real).mean()
         if getattr(t.gen, "prior", None) is None:
             kl = (-0.5 * (1.0 + log_var - mu.square() - log_var.exp()).sum(dim=1)).mean()
         else:
@@ -110,6 +111,17 @@ class VaeObjective:
             logs["cells"] = cells.detach()
         t.update_all(loss)
         return {"loss": loss.detach()} | logs
+
+
+def censored_sse(pre: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per shower, the summed squared error of a ReLU output ``relu(pre)`` against ``real`` (both transformed
+    cells, ``(B, 1, X, Y, Z)``), with the gradient the ReLU withholds restored: a cell with a deposit is pulled
+    from its pre-activation (``(pre - real)^2``, even where ``pre < 0`` and the output is 0), an empty cell only
+    while its output is positive (``relu(pre)^2``). Equal to the plain SSE wherever ``pre >= 0`` or the cell is
+    empty. Without it the decoder's zero cells (a shower's sparse lateral halo early in training) stay dead: they
+    get no gradient, and the halo's energy is lost for good (docs/models/choosing.md)."""
+    residual = torch.where(real > 0, pre - real, torch.relu(pre))
+    return residual.square().sum(dim=(1, 2, 3, 4))
 
 
 OBJECTIVES: dict[str, type] = {"adversarial": AdversarialObjective, "vae": VaeObjective}
