@@ -26,10 +26,10 @@ def tiny_file(tmp_path_factory) -> Path:
     return write_showers(tmp_path_factory.mktemp("data") / "tiny.h5", synthetic_showers(40, (8, 8, 8), 0))
 
 
-def vae_config(path: Path, **run: object) -> TrainConfig:
+def vae_config(path: Path, options: dict | None = None, **run: object) -> TrainConfig:
     """8^3 showers, 32 to train in batches of 4 (8 steps an epoch), 8 for the physics check."""
     return TrainConfig.from_dict({
-        "model": {"name": "3dvae", "options": {"latent_dim": 8, "encoder_width": 4}},
+        "model": {"name": "3dvae", "options": {"latent_dim": 8, "encoder_width": 4, **(options or {})}},
         "data": {"path": str(path), "validation_fraction": 0.2},
         "optim": {"name": "adam", "batch_size": 4, "epochs": 2, "lr": 1e-3},
         "run": {"precision": "fp32", "device": "cpu", "log_every": 1, **run},
@@ -104,6 +104,46 @@ def test_the_fast_inference_path_keeps_the_flow_prior_in_front_of_the_decoder():
         assert float(pre.min()) < 0.0
 
 
+def test_a_prior_with_layer_deposits_sets_each_generated_layers_energy():
+    from fastshower.models.inference import inference_generator
+
+    with pytest.raises(ConfigError, match="model '3dvae': layer_deposits must be true or false, got 1"):
+        build_model("3dvae", (8, 8, 8), layer_deposits=1)
+    pair = build_model("3dvae", (8, 8, 10), latent_dim=8, encoder_width=4, layer_deposits=True)
+    decoder = pair.generator.eval()
+    assert pair.latent_dim == decoder.latent_dim == 8 + 10 and decoder.z_dim == 8  # the noise: latent + layers
+    assert pair.config["layer_deposits"] is True
+    assert "layer_deposits" not in build_model("3dvae", (8, 8, 10), latent_dim=8).config  # old bundles unchanged
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in decoder.prior.parameters():
+            p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
+        noise, energy = torch.randn(5, 18, generator=torch.Generator().manual_seed(1)), torch.full((5,), 40.0)
+        drawn = decoder.layer_deposits(decoder.latent(noise, energy)[:, 8:])
+        showers = decoder(noise, energy)
+        decoded = showers.sum(dim=(1, 2, 3))
+        # every layer the decoder fills carries the flow's deposit; one it leaves empty stays empty
+        filled = decoded > 0
+        assert filled.float().mean() > 0.5
+        assert torch.allclose(decoded[filled], drawn[filled], rtol=1e-5)
+        fast = inference_generator(decoder)(noise, energy)
+        assert torch.allclose(fast, showers, rtol=1e-4, atol=1e-5 * float(showers.abs().max()))
+        # the training path: the joint density of (z, v) at the showers' deposits, which it requires
+        z = torch.randn(5, 8)
+        deposits = torch.rand(5, 10) + 0.1
+        pre, log_prior = decoder(z, energy, encoded=True, deposits=deposits)
+        assert pre.shape == (5, 1, 8, 8, 10)
+        point = torch.cat([z, decoder.layer_code(deposits)], dim=1)
+        u, log_det = decoder.prior.inverse(point, decoder.flow_condition(energy.reshape(-1, 1)))
+        assert torch.allclose(decoder.prior(u, decoder.flow_condition(energy.reshape(-1, 1))), point, atol=1e-5)
+        expected = -0.5 * (u.square().sum(dim=1) + 18 * np.log(2 * np.pi)) + log_det
+        assert torch.allclose(log_prior, expected, atol=1e-5)
+        with pytest.raises(ValueError, match=r"deposits: shape \(5, 10\) required, got None"):
+            decoder(z, energy, encoded=True)
+        with pytest.raises(ValueError, match=r"z: shape \(5, 18\) but \(B, 8\) is required"):
+            decoder(noise, energy, encoded=True, deposits=deposits)
+
+
 def test_the_censored_reconstruction_error_revives_cells_the_relu_switched_off():
     pre = torch.tensor([2.0, -1.0, 0.5, -3.0]).reshape(1, 1, 4, 1, 1).requires_grad_(True)
     real = torch.tensor([1.5, 2.0, 0.0, 0.0]).reshape(1, 1, 4, 1, 1)
@@ -135,23 +175,26 @@ def test_the_trainer_picks_the_models_objective(tiny_file, tmp_path):
     assert isinstance(gan.objective, AdversarialObjective)
 
 
-def test_vae_steps_lower_its_objective(tiny_file, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"layer_deposits": True}], ids=["latent-prior", "layer-deposits"])
+def test_vae_steps_lower_its_objective(tiny_file, tmp_path, options):
     from fastshower.train import distributed as dd
     from fastshower.train.trainer import Trainer
 
-    trainer = Trainer(vae_config(tiny_file), tmp_path / "run", False, dd.init_distributed("cpu"), progress=False)
+    trainer = Trainer(vae_config(tiny_file, options), tmp_path / "run", False, dd.init_distributed("cpu"),
+                      progress=False)
     batch = trainer.dataset.batch(trainer.train_idx[:8])
     losses = [float(trainer.train_step(batch)["loss"]) for _ in range(16)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
 
 
-def test_vae_resume_mid_epoch_gives_identical_weights_and_a_bundle(tiny_file, tmp_path):
-    full = train(vae_config(tiny_file), tmp_path / "full", progress=False)
+@pytest.mark.parametrize("options", [{}, {"layer_deposits": True}], ids=["latent-prior", "layer-deposits"])
+def test_vae_resume_mid_epoch_gives_identical_weights_and_a_bundle(tiny_file, tmp_path, options):
+    full = train(vae_config(tiny_file, options), tmp_path / "full", progress=False)
     assert full.finished and full.step == 16 and full.best_score is not None
-    stopped = train(vae_config(tiny_file, max_steps=5), tmp_path / "cut", progress=False)
+    stopped = train(vae_config(tiny_file, options, max_steps=5), tmp_path / "cut", progress=False)
     assert not stopped.finished
-    resumed = train(vae_config(tiny_file), tmp_path / "cut", resume=True, progress=False)
+    resumed = train(vae_config(tiny_file, options), tmp_path / "cut", resume=True, progress=False)
     assert resumed.finished and resumed.step == 16
     a, b = load_checkpoint(tmp_path / "full/last.pt"), load_checkpoint(tmp_path / "cut/last.pt")
     for net in ("generator", "discriminator"):
@@ -173,12 +216,13 @@ def test_vae_resume_mid_epoch_gives_identical_weights_and_a_bundle(tiny_file, tm
 
 
 @pytest.mark.slow
-def test_vae_bundle_exports_to_onnx_like_the_gan(tiny_file, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"layer_deposits": True}], ids=["latent-prior", "layer-deposits"])
+def test_vae_bundle_exports_to_onnx_like_the_gan(tiny_file, tmp_path, options):
     pytest.importorskip("onnxruntime")
     from fastshower.export import export_onnx, parity
     from fastshower.models.bundle import load_bundle
 
-    cfg = vae_config(tiny_file).to_dict()
+    cfg = vae_config(tiny_file, options).to_dict()
     cfg["optim"]["epochs"] = 1
     train(TrainConfig.from_dict(cfg), tmp_path / "run", progress=False)
     bundle = load_bundle(tmp_path / "run" / "generator.pt")

@@ -174,7 +174,19 @@ class _GeneratorBase(nn.Module):
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None) -> torch.Tensor:
         """Showers ``(B, 1, X, Y, Z)`` for noise ``(B, latent_dim)`` and the conditions (see ``dense_input``)."""
-        return self._decode(self.dense_input(noise, energy_GeV, theta, particle))
+        h, state = self.prepare(noise, energy_GeV, theta, particle)
+        return self.finish(self._decode(h), state)
+
+    def prepare(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
+                particle: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]:
+        """The Dense layer's input and what :meth:`finish` needs of this call (nothing here: the 3DGAN's
+        output is the trunk's). Every path that runs the trunk itself (the fast inference rewrite) calls these two."""
+        return self.dense_input(noise, energy_GeV, theta, particle), None
+
+    def finish(self, cells: torch.Tensor, state: Any) -> torch.Tensor:
+        """The showers from the trunk's output ``cells`` ``(B, 1, X, Y, Z)`` (unchanged here; a subclass may
+        post-process, e.g. the ``3dvae``'s per-layer deposits)."""
+        return cells
 
     def dense_input(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                     particle: torch.Tensor | None = None) -> torch.Tensor:

@@ -128,7 +128,8 @@ class InferenceGenerator(nn.Module):
         self.cell_shape: tuple[int, int, int] = tuple(generator.cell_shape)  # type: ignore[assignment]
         self.start_shape: tuple[int, int, int] = tuple(generator.start_shape)  # type: ignore[assignment]
         self.latent_dim = generator.latent_dim
-        self._dense_input = generator.dense_input  # a bound method: conditions checked as by the generator
+        # bound methods: conditions checked, and the output finished, as by the generator
+        self._prepare, self._finish = generator.prepare, generator.finish
         self.slope = spec["slopes"]
         with torch.no_grad():
             self._build(generator, spec, max_stem_elements)
@@ -197,7 +198,8 @@ class InferenceGenerator(nn.Module):
 
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None) -> torch.Tensor:
-        h = self._dense_input(noise, energy_GeV, theta, particle).to(self.dtype)
+        h, state = self._prepare(noise, energy_GeV, theta, particle)
+        h = h.to(self.dtype)
         b = h.shape[0]
         sx, sy, sz = self.start_shape
         if self.fused_stem:
@@ -210,7 +212,7 @@ class InferenceGenerator(nn.Module):
         x = torch.addcmul(self.bn2_shift, to_space(y, self.scale2, self.start2, self.size2), self.bn2_scale)
         y = F.leaky_relu_(_conv3d(F.pad(x, self.pad3), self.conv3_weight, self.conv3_bias), self.slope[2])
         y = F.relu_(_conv3d(y, self.conv4_weight))
-        return to_space(y, self.scale3, self.start4, self.cell_shape)
+        return self._finish(to_space(y, self.scale3, self.start4, self.cell_shape), state)
 
 
 def inference_generator(generator: _GeneratorBase, dtype: torch.dtype = torch.float32,

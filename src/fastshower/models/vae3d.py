@@ -65,12 +65,30 @@ class Encoder3D(nn.Module):
 class VaeDecoder(EnergyGenerator):
     """The 3DGAN generator as a VAE decoder, with the prior's flow in front: ``forward(noise, E)`` maps the
     Gaussian ``noise`` to the latent ``z = g(noise; E)`` and decodes it; ``forward(z, E, encoded=True)`` decodes a
-    given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``."""
+    given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``.
+
+    With ``layer_deposits`` (CaloFlow's and CaloINN's split of a shower into its layer energies and their shapes)
+    the flow's space is the latent ``z`` joined with the code of the shower's summed deposit in each of its
+    ``Z`` layers, ``v_l = ln(d_l)``, ``d_l`` the layer's sum of (transformed) cells: the prior is the joint
+    ``p(z, v | E)``. The noise then has ``latent_dim + Z`` numbers (``self.latent_dim``, what every caller
+    draws); a generated shower is decoded from ``z`` and each of its layers rescaled to the drawn deposit. The
+    layer energies -- response, resolution, longitudinal profile -- are then the flow's, fitted by maximum
+    likelihood to the data's, rather than the decoder's, whose Gaussian likelihood blurs them; the flow keeps their
+    correlation with the shape through ``z``."""
+
+    #: the dequantisation width of the layer deposits (transformed units, ~45 keV at scale 50, power 0.85, below
+    #: a MIP's ~150 keV in the CLIC ECAL's silicon): a layer sum ``d`` enters the flow as ``ln(d + LAYER_FLOOR * u)``,
+    #: ``u ~ U(0, 1)``, so that empty layers (5 % of the last one at 10 GeV) are no spike a flow could collapse on
+    LAYER_FLOOR = 1.0e-3
 
     def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3,
-                 depth_margin: int = 0, prior_layers: int = 6, prior_hidden: int = 256) -> None:
+                 depth_margin: int = 0, prior_layers: int = 6, prior_hidden: int = 256,
+                 layer_deposits: bool = False) -> None:
         super().__init__(cell_shape, latent_dim, leaky_slope, depth_margin)
-        self.prior = ConditionalFlow(latent_dim, 1, prior_layers, prior_hidden) if prior_layers else None
+        self.z_dim = latent_dim
+        self.n_layers = self.cell_shape[2] if layer_deposits else 0
+        self.latent_dim = latent_dim + self.n_layers  # the noise every caller draws
+        self.prior = ConditionalFlow(self.latent_dim, 1, prior_layers, prior_hidden) if prior_layers else None
 
     @staticmethod
     def flow_condition(energy_GeV: torch.Tensor) -> torch.Tensor:
@@ -78,7 +96,7 @@ class VaeDecoder(EnergyGenerator):
         return torch.log(energy_GeV / 100.0)
 
     def latent(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor) -> torch.Tensor:
-        """``z = g(noise; E)`` (the noise itself without a flow)."""
+        """``g(noise; E)``: the latent ``z`` [joined with the layer codes ``v``] (the noise itself without a flow)."""
         self._check_noise(noise)
         if self.prior is None:
             return noise
@@ -86,31 +104,74 @@ class VaeDecoder(EnergyGenerator):
         with torch.autocast(noise.device.type, enabled=False):  # the flow's exp and Jacobian in fp32
             return self.prior(noise.float(), self.flow_condition(energy.float())).to(noise.dtype)
 
-    def prior_log_prob(self, z: torch.Tensor, energy_GeV: torch.Tensor) -> torch.Tensor:
-        """``ln p(z | E)`` per row (nats), fp32."""
+    def layer_code(self, deposits: torch.Tensor) -> torch.Tensor:
+        """``v = ln(d)`` for (dequantised, positive) layer deposits ``d`` ``(B, Z)``: the flow's coordinates."""
+        return torch.log(deposits)
+
+    def layer_deposits(self, code: torch.Tensor) -> torch.Tensor:
+        """The layer deposits ``(B, Z)`` (transformed units, >= 0) of flow coordinates ``v``: the inverse of
+        :meth:`layer_code` less the dequantisation's mean."""
+        return torch.relu(torch.exp(code) - 0.5 * self.LAYER_FLOOR)
+
+    def prior_log_prob(self, z: torch.Tensor, energy_GeV: torch.Tensor,
+                       deposits: torch.Tensor | None = None) -> torch.Tensor:
+        """``ln p(z | E)`` per row (nats), fp32; with layer deposits, ``ln p(z, v | E)`` at ``v`` =
+        :meth:`layer_code` of ``deposits`` ``(B, Z)`` (dequantised by the caller), a density in ``(z, v)``."""
         z = z.float()
+        if self.n_layers:
+            if deposits is None or tuple(deposits.shape) != (z.shape[0], self.n_layers):
+                got = None if deposits is None else tuple(deposits.shape)
+                raise ValueError(f"deposits: shape ({z.shape[0]}, {self.n_layers}) required, got {got}")
+            z = torch.cat([z, self.layer_code(deposits.float())], dim=1)
         if self.prior is None:
             return -0.5 * (z.square().sum(dim=1) + z.shape[1] * math.log(2.0 * math.pi))
         energy = _as_column(energy_GeV, z.shape[0], z, "energy_GeV")
         with torch.autocast(z.device.type, enabled=False):
             return self.prior.log_prob(z, self.flow_condition(energy))
 
+    def _scaled(self, z: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any,
+                particle: torch.Tensor | None) -> torch.Tensor:
+        """The Dense layer's input ``z * E/100`` for latent points ``z`` ``(B, z_dim)``."""
+        if theta is not None or particle is not None:
+            raise ValueError("model '3dvae' is conditioned on energy only: theta and particle must be None")
+        return z * (_as_column(energy_GeV, z.shape[0], z, "energy_GeV") / 100.0)
+
+    def prepare(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
+                particle: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The Dense layer's input ``z * E/100`` and the drawn layer deposits ``(B, Z)`` (None without them)."""
+        latent = self.latent(noise, energy_GeV)
+        h = self._scaled(latent[:, : self.z_dim], energy_GeV, theta, particle)
+        return h, (self.layer_deposits(latent[:, self.z_dim :].float()) if self.n_layers else None)
+
     def dense_input(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: torch.Tensor | None = None,
                     particle: torch.Tensor | None = None) -> torch.Tensor:
-        """The Dense layer's input ``g(noise; E) * E/100`` (checks the arguments)."""
-        return super().dense_input(self.latent(noise, energy_GeV), energy_GeV, theta, particle)
+        """The Dense layer's input ``z * E/100``, ``z`` the latent part of ``g(noise; E)`` (checks the arguments)."""
+        return self.prepare(noise, energy_GeV, theta, particle)[0]
+
+    def finish(self, cells: torch.Tensor, deposits: torch.Tensor | None) -> torch.Tensor:
+        """Each layer of the decoded ``cells`` ``(B, 1, X, Y, Z)`` rescaled to its drawn deposit (in fp32; a layer
+        the decoder left empty stays empty); unchanged without layer deposits."""
+        if deposits is None:
+            return cells
+        decoded = cells.float().sum(dim=(1, 2, 3))
+        factor = torch.where(decoded > 0, deposits / decoded.clamp_min(1e-30), torch.zeros_like(decoded))
+        return (cells.float() * factor[:, None, None, None, :]).to(cells.dtype)
 
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
-                particle: torch.Tensor | None = None, encoded: bool = False) -> Any:
+                particle: torch.Tensor | None = None, encoded: bool = False,
+                deposits: torch.Tensor | None = None) -> Any:
         """Showers ``(B, 1, X, Y, Z)`` for Gaussian ``noise`` ``(B, latent_dim)``; with ``encoded=True`` (the training
-        path) ``noise`` holds latent points ``z`` from the encoder, and the result is ``(pre-activations,
-        ln p(z | E))``: the cells before the final ReLU (the showers are their positive part), so that the
+        path) ``noise`` holds latent points ``z`` ``(B, z_dim)`` from the encoder (and ``deposits`` the showers'
+        dequantised layer deposits where the prior has them), and the result is ``(pre-activations, ln p(z [, v] |
+        E))``: the cells before the final ReLU (the showers are their positive part, not rescaled), so that the
         likelihood sees a gradient in cells the decoder has switched off; one call through both networks, so that
         DDP sees every parameter used."""
         if not encoded:
             return super().forward(noise, energy_GeV, theta, particle)
-        pre = self._decode(EnergyGenerator.dense_input(self, noise, energy_GeV, theta, particle), rectify=False)
-        return pre, self.prior_log_prob(noise, energy_GeV)
+        if noise.dim() != 2 or noise.shape[1] != self.z_dim:
+            raise ValueError(f"z: shape {tuple(noise.shape)} but (B, {self.z_dim}) is required")
+        pre = self._decode(self._scaled(noise, energy_GeV, theta, particle), rectify=False)
+        return pre, self.prior_log_prob(noise, energy_GeV, deposits)
 
 
 @register("3dvae")
@@ -122,12 +183,14 @@ def build_3dvae(
     depth_margin: int = 0,
     prior_layers: int = 6,
     prior_hidden: int = 256,
+    layer_deposits: bool = False,
     **unknown: Any,
 ) -> GanPair:
     """The conditional VAE (energy only): decoder = :class:`VaeDecoder` (the 3DGAN generator behind a flow prior of
-    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1)), encoder = :class:`Encoder3D`."""
+    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1); ``layer_deposits``: the prior also
+    draws each layer's deposit), encoder = :class:`Encoder3D`."""
     _reject_unknown("3dvae", unknown, ["latent_dim", "leaky_slope", "encoder_width", "depth_margin", "prior_layers",
-                                       "prior_hidden"])
+                                       "prior_hidden", "layer_deposits"])
     shape = _check_shape("3dvae", cell_shape)
     cfg = _common_options("3dvae", latent_dim, leaky_slope, 0.0, depth_margin)
     del cfg["dropout"]
@@ -138,9 +201,13 @@ def build_3dvae(
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"model '3dvae': {name} must be an integer >= {low}, got {value!r}")
         cfg[name] = value
+    if not isinstance(layer_deposits, bool):
+        raise ConfigError(f"model '3dvae': layer_deposits must be true or false, got {layer_deposits!r}")
+    if layer_deposits:  # only then in the config, so that the first shipped bundles' configs stay as they were
+        cfg["layer_deposits"] = True
     if cfg["latent_dim"] < 2 and prior_layers:
         raise ConfigError("model '3dvae': a flow prior needs latent_dim >= 2 (or prior_layers: 0)")
     decoder = VaeDecoder(shape, cfg["latent_dim"], cfg["leaky_slope"], cfg.get("depth_margin", 0), prior_layers,
-                         prior_hidden)
+                         prior_hidden, layer_deposits)
     encoder = Encoder3D(shape, cfg["latent_dim"], cfg["leaky_slope"], encoder_width)
-    return GanPair(decoder, encoder, cfg["latent_dim"], cfg, cell_shape=shape, objective="vae")
+    return GanPair(decoder, encoder, decoder.latent_dim, cfg, cell_shape=shape, objective="vae")

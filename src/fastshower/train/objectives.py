@@ -83,7 +83,9 @@ class VaeObjective:
     one update of encoder, decoder and prior on ``censored SSE + loss.kl * KL + loss.ecal * MAPE(summed deposit)
     [+ loss.cells * cell spectrum]`` per shower (cells in the transformed space). The KL term is analytic against
     N(0, 1); against a flow prior it is ``-H(q) - ln p(z | E)`` at the drawn ``z`` (the entropy of the Gaussian
-    posterior is analytic), which also fits the flow to the aggregate posterior by maximum likelihood. Logs
+    posterior is analytic), which also fits the flow to the aggregate posterior by maximum likelihood. Where the
+    prior also draws the layer deposits ``v`` it is ``-H(q) - ln p(z, v | E)``: the bound of the joint model whose
+    ``v`` is observed, so the term adds the layer deposits' negative log-likelihood (weighted by ``loss.kl`` too). Logs
     ``loss``, ``recon``, ``kl``, ``ecal`` [and ``cells``] (means over the batch)."""
 
     def step(self, t: Trainer, real: torch.Tensor, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -93,7 +95,7 @@ class VaeObjective:
             eps = torch.randn(mu.shape, generator=t.noise_gen).to(t.device)
             z = mu + torch.exp(0.5 * log_var) * eps.to(mu.dtype)
             pre, log_prior = t.gen_t(z, *model_conditions(cond, slice(None), t.n_particles, t.device),
-                                     encoded=True)
+                                     encoded=True, deposits=dequantised_layer_deposits(t, real))
         pre, mu, log_var = pre.float(), mu.float(), log_var.float()
         recon = torch.relu(pre)
         sse = censored_sse(pre, real).mean()
@@ -111,6 +113,17 @@ class VaeObjective:
             logs["cells"] = cells.detach()
         t.update_all(loss)
         return {"loss": loss.detach()} | logs
+
+
+def dequantised_layer_deposits(t: Trainer, real: torch.Tensor) -> torch.Tensor | None:
+    """The showers' summed (transformed) deposit per layer ``(B, Z)`` plus ``LAYER_FLOOR * U(0, 1)``, for a
+    decoder whose prior draws the layer deposits (None otherwise); the uniform draw comes from the trainer's
+    seeded noise generator, so resume stays exact."""
+    if not getattr(t.gen, "n_layers", 0):
+        return None
+    deposits = real.float().sum(dim=(1, 2, 3))
+    jitter = torch.rand(deposits.shape, generator=t.noise_gen).to(t.device)
+    return deposits + t.gen.LAYER_FLOOR * jitter
 
 
 def censored_sse(pre: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
