@@ -134,6 +134,25 @@ def test_physics_check_measures_each_bin_against_its_floor_and_keeps_the_worst()
     assert check["score"] > 2 * float(np.mean(check["bin_scores"]))
 
 
+def test_physics_check_scores_the_fluctuations_not_only_the_means() -> None:
+    energy = np.random.default_rng(0).uniform(10.0, 100.0, 400)
+
+    def showers(seed: int, resolution: float) -> np.ndarray:
+        # a per-shower response of mean 1 and width `resolution` (a sampling calorimeter's stochastic term)
+        gain = 1.0 + resolution * np.random.default_rng(seed + 10).standard_normal(len(energy))
+        return _showers_for(energy, seed) * gain[:, None, None, None]
+
+    real = summarise(showers(1, 0.05), energy)
+    same = compare(real, summarise(showers(2, 0.05), energy))
+    # every shower at the average response: the means agree, the spread is 5x too small
+    average = compare(real, summarise(showers(2, 0.01), energy))
+    assert abs(average["terms"]["sampling_fraction"]) < 0.02 and same["score"] < 3.0, same
+    assert average["terms"]["resolution"] > 0.6 and average["score"] > 2.5 * same["score"], average
+    # the floor of a standard deviation is its statistical error: about 1 for an independent sample
+    pulls = [b for b in same["bin_scores"]]
+    assert all(0.1 < p < 3.0 for p in pulls), pulls
+
+
 # --- the loop, checkpoints and exact resume --------------------------------------------------------------
 
 

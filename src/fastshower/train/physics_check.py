@@ -5,12 +5,16 @@ Per energy bin (quantiles of the validation energies) it compares generated with
 * ``sampling_fraction``: relative error of the mean of ``sum(cells) / E``;
 * ``profile_x/y/z``: L1 distance between the mean normalised profiles along each axis (0 = equal, 2 = disjoint);
 * ``centroid_x/y/z`` and ``width_x/y/z``: relative errors of the mean first moment (energy-weighted mean cell
-  index) and of the mean second central moment's square root (in cells) along each axis.
+  index) and of the mean second central moment's square root (in cells) along each axis;
+* ``resolution``, ``spread_centroid_x/y/z`` and ``spread_width_x/y/z``: relative errors of the shower-to-shower
+  standard deviations of the sampling fraction, the centroids and the widths. Without them a generator that
+  draws the average shower every time -- a VAE early in training -- matches every mean and scores best.
 
 Each term of a bin is divided by its statistical floor: the error that two independent samples of the bin's sizes
 would show from statistics alone (the standard error of the difference; for an L1 distance between profiles, its
-expectation sqrt(2/pi) sum_i sigma_i). A bin's score is the mean of its terms in units of their floors (about 1 for a
-generator as good as the statistics can tell), and **the score is the worst bin's**: an epoch cannot buy a better
+expectation sqrt(2/pi) sum_i sigma_i). A bin's score is the root mean square of its terms in units of their floors
+(about 1 for a generator as good as the statistics can tell; the square lets one term far off show through the
+others, which a plain mean of 17 terms would dilute), and **the score is the worst bin's**: an epoch cannot buy a better
 high-energy bin with a worse low-energy one. It is the epoch-selection criterion of ``best.pt`` (the original 3DGAN
 picked its epoch by such moment/profile comparisons). The raw terms, averaged over the bins, are kept for the log.
 """
@@ -66,6 +70,24 @@ def _rel_floor(fake: np.ndarray, real: np.ndarray) -> float:
     return float(np.sqrt(se2)) / max(abs(float(real.mean())), 1e-12)
 
 
+def _std_floor(fake: np.ndarray, real: np.ndarray) -> float:
+    """Standard error of the relative difference of two sample standard deviations from statistics alone:
+    Var(s) = Var(s^2) / (4 sigma^2) with Var(s^2) = (mu_4 - sigma^4 (n - 3) / (n - 1)) / n (any distribution)."""
+    var_s = 0.0
+    for x in (fake, real):
+        if x.size > 3:
+            sigma2 = float(np.var(x, ddof=1))
+            mu4 = float(np.mean((x - x.mean()) ** 4))
+            var_s2 = max(mu4 - sigma2**2 * (x.size - 3) / (x.size - 1), 0.0) / x.size
+            var_s += var_s2 / max(4.0 * sigma2, 1e-300)
+    return float(np.sqrt(var_s)) / max(float(np.std(real, ddof=1)) if real.size > 1 else 0.0, 1e-12)
+
+
+def _rel_std(fake: np.ndarray, real: np.ndarray) -> float:
+    sd = [float(np.std(x, ddof=1)) if x.size > 1 else 0.0 for x in (fake, real)]
+    return abs(sd[0] - sd[1]) / max(sd[1], 1e-12)
+
+
 def _normalised_profiles(profiles: np.ndarray) -> np.ndarray:
     total = profiles.sum(axis=1, keepdims=True)
     return profiles / np.where(total > 0, total, 1.0)
@@ -86,7 +108,8 @@ def _l1_floor(fake: np.ndarray, real: np.ndarray) -> float:
 def compare(real: ShowerSummary, fake: ShowerSummary, n_bins: int = 4) -> dict[str, Any]:
     """Terms, floors and score of generated vs real showers made for the same conditions (same order).
 
-    ``score``: the worst bin's mean of term / floor (floors are bounded below by 1e-12, for sets without spread);
+    ``score``: the worst bin's root mean square of term / floor (floors are bounded below by 1e-12, for sets
+    without spread);
     ``bin_scores`` per energy bin, with ``bin_edges_GeV``; ``terms``: the raw terms averaged over the bins.
     """
     edges = np.quantile(real.energy_GeV, np.linspace(0, 1, n_bins + 1))
@@ -107,8 +130,14 @@ def compare(real: ShowerSummary, fake: ShowerSummary, n_bins: int = 4) -> dict[s
                                        _rel_floor(fake.centroid[sel, a], real.centroid[sel, a]))
             row[f"width_{name}"] = (_rel(fake.width[sel, a].mean(), real.width[sel, a].mean()),
                                     _rel_floor(fake.width[sel, a], real.width[sel, a]))
+        row["resolution"] = (_rel_std(fake.sampling_fraction[sel], real.sampling_fraction[sel]),
+                             _std_floor(fake.sampling_fraction[sel], real.sampling_fraction[sel]))
+        for a, name in enumerate(AXES):
+            for what, values in (("centroid", (fake.centroid, real.centroid)), ("width", (fake.width, real.width))):
+                f, r = values[0][sel, a], values[1][sel, a]
+                row[f"spread_{what}_{name}"] = (_rel_std(f, r), _std_floor(f, r))
         pulls = [term / max(floor, 1e-12) for term, floor in row.values()]
-        bin_scores.append(float(np.mean(pulls)))
+        bin_scores.append(float(np.sqrt(np.mean(np.square(pulls)))))  # sqrt(chi^2 / terms): one bad term shows
         used_edges.append([float(edges[b]), float(edges[b + 1])])
         for k, (term, _) in row.items():
             terms.setdefault(k, []).append(term)
