@@ -128,6 +128,11 @@ def test_a_prior_with_layer_deposits_sets_each_generated_layers_energy():
         assert torch.allclose(decoded[filled], drawn[filled], rtol=1e-5)
         fast = inference_generator(decoder)(noise, energy)
         assert torch.allclose(fast, showers, rtol=1e-4, atol=1e-5 * float(showers.abs().max()))
+        # the flow's coordinates of the deposits (log total, logits of the shares) invert exactly
+        deposits = torch.rand(5, 10, dtype=torch.float64) * 3.0 + 0.01
+        back = decoder.layer_deposits(decoder.layer_code(deposits))
+        assert torch.allclose(back, deposits - 0.5 * decoder.LAYER_FLOOR, rtol=1e-9)
+        assert torch.allclose(decoder.layer_code(deposits)[:, 0], torch.log(deposits.sum(dim=1)))
         # the training path: the joint density of (z, v) at the showers' deposits, which it requires
         z = torch.randn(5, 8)
         deposits = torch.rand(5, 10) + 0.1

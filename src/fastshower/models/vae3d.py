@@ -69,7 +69,8 @@ class VaeDecoder(EnergyGenerator):
 
     With ``layer_deposits`` (CaloFlow's and CaloINN's split of a shower into its layer energies and their shapes)
     the flow's space is the latent ``z`` joined with the code of the shower's summed deposit in each of its
-    ``Z`` layers, ``v_l = ln(d_l)``, ``d_l`` the layer's sum of (transformed) cells: the prior is the joint
+    ``Z`` layers (:meth:`layer_code`: the log of the total and the logits of the layers' shares), ``d_l`` the
+    layer's sum of (transformed) cells: the prior is the joint
     ``p(z, v | E)``. The noise then has ``latent_dim + Z`` numbers (``self.latent_dim``, what every caller
     draws); a generated shower is decoded from ``z`` and each of its layers rescaled to the drawn deposit. The
     layer energies -- response, resolution, longitudinal profile -- are then the flow's, fitted by maximum
@@ -104,14 +105,27 @@ class VaeDecoder(EnergyGenerator):
         with torch.autocast(noise.device.type, enabled=False):  # the flow's exp and Jacobian in fp32
             return self.prior(noise.float(), self.flow_condition(energy.float())).to(noise.dtype)
 
-    def layer_code(self, deposits: torch.Tensor) -> torch.Tensor:
-        """``v = ln(d)`` for (dequantised, positive) layer deposits ``d`` ``(B, Z)``: the flow's coordinates."""
-        return torch.log(deposits)
+    @staticmethod
+    def layer_code(deposits: torch.Tensor) -> torch.Tensor:
+        """The flow's coordinates ``v`` ``(B, Z)`` of (dequantised, positive) layer deposits ``d`` ``(B, Z)``:
+        ``v_0 = ln(sum_l d_l)`` and, layer by layer, the logit of the share of what is left that the layer takes,
+        ``v_(l+1) = logit(d_l / sum_(j>=l) d_j) = ln d_l - ln sum_(j>l) d_j`` (CaloFlow's stick-breaking, Krause and
+        Shih, arXiv:2106.05285). The total is one coordinate, so its width -- the calorimeter's resolution -- is
+        learned directly, not left to the anticorrelations of 25 independent-looking layer energies."""
+        d = deposits.double()  # the tail sums of the last layers are small differences of large numbers
+        after = torch.flip(torch.cumsum(torch.flip(d, [1]), 1), [1])  # after[:, l] = sum_(j>=l) d_j
+        v = torch.cat([torch.log(after[:, :1]), torch.log(d[:, :-1]) - torch.log(after[:, 1:])], dim=1)
+        return v.to(deposits.dtype)
 
     def layer_deposits(self, code: torch.Tensor) -> torch.Tensor:
         """The layer deposits ``(B, Z)`` (transformed units, >= 0) of flow coordinates ``v``: the inverse of
-        :meth:`layer_code` less the dequantisation's mean."""
-        return torch.relu(torch.exp(code) - 0.5 * self.LAYER_FLOOR)
+        :meth:`layer_code` less the dequantisation's mean. The share of layer ``l`` of what is left is
+        ``sigmoid(v_(l+1))`` (the last layer takes the rest), in logs so that no product underflows."""
+        shares = code[:, 1:]
+        log_left = code[:, :1] + torch.cat([torch.zeros_like(code[:, :1]),
+                                            torch.cumsum(-nn.functional.softplus(shares), 1)], dim=1)
+        log_take = torch.cat([-nn.functional.softplus(-shares), torch.zeros_like(code[:, :1])], dim=1)
+        return torch.relu(torch.exp(log_left + log_take) - 0.5 * self.LAYER_FLOOR)
 
     def prior_log_prob(self, z: torch.Tensor, energy_GeV: torch.Tensor,
                        deposits: torch.Tensor | None = None) -> torch.Tensor:
