@@ -144,10 +144,11 @@ def test_physics_check_scores_the_fluctuations_not_only_the_means() -> None:
 
     real = summarise(showers(1, 0.05), energy)
     same = compare(real, summarise(showers(2, 0.05), energy))
-    # every shower at the average response: the means agree, the spread is 5x too small
+    # every shower at the average response: the means agree, the spread is 5x too small (a score of means alone
+    # would put it at the floor, like the independent sample)
     average = compare(real, summarise(showers(2, 0.01), energy))
     assert abs(average["terms"]["sampling_fraction"]) < 0.02 and same["score"] < 3.0, same
-    assert average["terms"]["resolution"] > 0.6 and average["score"] > 2.5 * same["score"], average
+    assert average["terms"]["resolution"] > 0.6 and average["score"] > 1.8 * same["score"], average
     # the floor of a standard deviation is its statistical error: about 1 for an independent sample
     pulls = [b for b in same["bin_scores"]]
     assert all(0.1 < p < 3.0 for p in pulls), pulls

@@ -10,13 +10,14 @@ Per energy bin (quantiles of the validation energies) it compares generated with
   standard deviations of the sampling fraction, the centroids and the widths. Without them a generator that
   draws the average shower every time -- a VAE early in training -- matches every mean and scores best.
 
-Each term of a bin is divided by its statistical floor: the error that two independent samples of the bin's sizes
-would show from statistics alone (the standard error of the difference; for an L1 distance between profiles, its
-expectation sqrt(2/pi) sum_i sigma_i). A bin's score is the root mean square of its terms in units of their floors
-(about 1 for a generator as good as the statistics can tell; the square lets one term far off show through the
-others, which a plain mean of 17 terms would dilute), and **the score is the worst bin's**: an epoch cannot buy a better
-high-energy bin with a worse low-energy one. It is the epoch-selection criterion of ``best.pt`` (the original 3DGAN
-picked its epoch by such moment/profile comparisons). The raw terms, averaged over the bins, are kept for the log.
+Each term of a bin is divided by its statistical floor: the error that two independent samples of the bin's sizes,
+both drawn like the real showers, would show from statistics alone (the standard error of the difference; for an L1
+distance between profiles, its expectation sqrt(2/pi) sum_i sigma_i). A bin's score is the root mean square of its
+terms in units of their floors (about 1 for a generator as good as the statistics can tell; the square lets one
+term far off show through the others, which a plain mean of 17 terms would dilute), and **the score is the worst
+bin's**: an epoch cannot buy a better high-energy bin with a worse low-energy one. It is the epoch-selection
+criterion of ``best.pt`` (the original 3DGAN picked its epoch by such moment/profile comparisons). The raw terms,
+averaged over the bins, are kept for the log.
 """
 
 from __future__ import annotations
@@ -65,22 +66,24 @@ def _rel(fake: float, real: float) -> float:
 
 
 def _rel_floor(fake: np.ndarray, real: np.ndarray) -> float:
-    """Standard error of the relative difference of two sample means from statistics alone."""
-    se2 = sum(float(np.var(x, ddof=1)) / x.size if x.size > 1 else 0.0 for x in (fake, real))
+    """Standard error of the relative difference of two sample means from statistics alone, were both drawn like
+    ``real`` (the null hypothesis: a generator's own outliers must not widen the floor that judges them)."""
+    if real.size < 2:
+        return 0.0
+    se2 = float(np.var(real, ddof=1)) * (1.0 / max(fake.size, 1) + 1.0 / real.size)
     return float(np.sqrt(se2)) / max(abs(float(real.mean())), 1e-12)
 
 
 def _std_floor(fake: np.ndarray, real: np.ndarray) -> float:
-    """Standard error of the relative difference of two sample standard deviations from statistics alone:
-    Var(s) = Var(s^2) / (4 sigma^2) with Var(s^2) = (mu_4 - sigma^4 (n - 3) / (n - 1)) / n (any distribution)."""
-    var_s = 0.0
-    for x in (fake, real):
-        if x.size > 3:
-            sigma2 = float(np.var(x, ddof=1))
-            mu4 = float(np.mean((x - x.mean()) ** 4))
-            var_s2 = max(mu4 - sigma2**2 * (x.size - 3) / (x.size - 1), 0.0) / x.size
-            var_s += var_s2 / max(4.0 * sigma2, 1e-300)
-    return float(np.sqrt(var_s)) / max(float(np.std(real, ddof=1)) if real.size > 1 else 0.0, 1e-12)
+    """Standard error of the relative difference of two sample standard deviations from statistics alone, both
+    drawn like ``real``: Var(s) = Var(s^2) / (4 sigma^2), Var(s^2) = (mu_4 - sigma^4 (n - 3) / (n - 1)) / n (any
+    distribution), with ``real``'s moments."""
+    if real.size < 4:
+        return 0.0
+    sigma2 = float(np.var(real, ddof=1))
+    mu4 = float(np.mean((real - real.mean()) ** 4))
+    var_s = sum(max(mu4 - sigma2**2 * (n - 3) / (n - 1), 0.0) / n for n in (max(fake.size, 4), real.size))
+    return float(np.sqrt(var_s / max(4.0 * sigma2, 1e-300))) / max(float(np.sqrt(sigma2)), 1e-12)
 
 
 def _rel_std(fake: np.ndarray, real: np.ndarray) -> float:
@@ -99,9 +102,12 @@ def _l1(fake: np.ndarray, real: np.ndarray) -> float:
 
 
 def _l1_floor(fake: np.ndarray, real: np.ndarray) -> float:
-    """Expected L1 distance between the mean normalised profiles of two samples drawn from the same showers:
-    sqrt(2 / pi) times the sum over cells of the standard error of the difference (shower-to-shower spread)."""
-    se2 = sum(np.var(_normalised_profiles(x), axis=0, ddof=1) / len(x) if len(x) > 1 else 0.0 for x in (fake, real))
+    """Expected L1 distance between the mean normalised profiles of two samples of these sizes drawn like
+    ``real``: sqrt(2 / pi) times the sum over cells of the standard error of the difference (shower-to-shower
+    spread of the real showers)."""
+    if len(real) < 2:
+        return 0.0
+    se2 = np.var(_normalised_profiles(real), axis=0, ddof=1) * (1.0 / max(len(fake), 1) + 1.0 / len(real))
     return float(np.sqrt(2.0 / np.pi) * np.sqrt(se2).sum())
 
 
