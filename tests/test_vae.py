@@ -121,11 +121,19 @@ def test_a_prior_with_layer_deposits_sets_each_generated_layers_energy():
         noise, energy = torch.randn(5, 18, generator=torch.Generator().manual_seed(1)), torch.full((5,), 40.0)
         drawn = decoder.layer_deposits(decoder.latent(noise, energy)[:, 8:])
         showers = decoder(noise, energy)
-        decoded = showers.sum(dim=(1, 2, 3))
-        # every layer the decoder fills carries the flow's deposit; one it leaves empty stays empty
-        filled = decoded > 0
-        assert filled.float().mean() > 0.5
-        assert torch.allclose(decoded[filled], drawn[filled], rtol=1e-5)
+        raw = decoder._decode(decoder.prepare(noise, energy)[0])  # the decoder's layers before the flow's deposits
+        raw[0, :, :, :, 0] = 0.0
+        raw[1, :, :, :, 1] = 0.0
+        raw[1, 0, 0, 0, 1] = 1e-12  # a residue below LAYER_FLOOR
+        finished = decoder.finish(raw, drawn)
+        raw_sums, sums = raw.sum(dim=(1, 2, 3)), finished.sum(dim=(1, 2, 3))
+        # every layer the decoder fills carries the flow's deposit; one it leaves empty (or at a residue) keeps it
+        filled = raw_sums > decoder.LAYER_FLOOR
+        assert filled.float().mean() > 0.5 and not filled[0, 0] and not filled[1, 1]
+        assert torch.allclose(sums[filled], drawn[filled], rtol=1e-5)
+        assert torch.equal(finished[~filled.reshape(5, 1, 1, 1, 10).expand_as(raw)],
+                           raw[~filled.reshape(5, 1, 1, 1, 10).expand_as(raw)])
+        assert torch.allclose(showers, decoder.finish(decoder._decode(decoder.prepare(noise, energy)[0]), drawn))
         fast = inference_generator(decoder)(noise, energy)
         assert torch.allclose(fast, showers, rtol=1e-4, atol=1e-5 * float(showers.abs().max()))
         # the flow's coordinates of the deposits (log total, logits of the shares) invert exactly
