@@ -115,8 +115,10 @@ def test_a_prior_with_layer_deposits_sets_each_generated_layers_energy():
     assert pair.latent_dim == decoder.latent_dim == 8 + 10 and decoder.z_dim == 8  # the noise: latent + layers
     assert pair.config["layer_deposits"] is True
     assert "layer_deposits" not in build_model("3dvae", (8, 8, 10), latent_dim=8).config  # old bundles unchanged
+    with pytest.raises(ConfigError, match=r"layer_deposits needs a flow \(prior_layers >= 1\)"):
+        build_model("3dvae", (8, 8, 10), latent_dim=8, prior_layers=0, layer_deposits=True)
     with torch.no_grad():
-        for p in decoder.prior.parameters():
+        for p in [*decoder.prior.parameters(), *decoder.deposit_flow.parameters()]:
             p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
         noise, energy = torch.randn(5, 18, generator=torch.Generator().manual_seed(1)), torch.full((5,), 40.0)
         drawn = decoder.layer_deposits(decoder.latent(noise, energy)[:, 8:])
@@ -141,16 +143,19 @@ def test_a_prior_with_layer_deposits_sets_each_generated_layers_energy():
         back = decoder.layer_deposits(decoder.layer_code(deposits))
         assert torch.allclose(back, deposits - 0.5 * decoder.LAYER_FLOOR, rtol=1e-9)
         assert torch.allclose(decoder.layer_code(deposits)[:, 0], torch.log(deposits.sum(dim=1)))
-        # the training path: the joint density of (z, v) at the showers' deposits, which it requires
+        # the training path: the density of z and of the showers' deposits, which it requires
         z = torch.randn(5, 8)
         deposits = torch.rand(5, 10) + 0.1
         pre, log_prior = decoder(z, energy, encoded=True, deposits=deposits)
         assert pre.shape == (5, 1, 8, 8, 10)
-        point = torch.cat([z, decoder.layer_code(deposits)], dim=1)
-        u, log_det = decoder.prior.inverse(point, decoder.flow_condition(energy.reshape(-1, 1)))
-        assert torch.allclose(decoder.prior(u, decoder.flow_condition(energy.reshape(-1, 1))), point, atol=1e-5)
-        expected = -0.5 * (u.square().sum(dim=1) + 18 * np.log(2 * np.pi)) + log_det
-        assert torch.allclose(log_prior, expected, atol=1e-5)
+        cond = decoder.flow_condition(energy.reshape(-1, 1))
+        code = decoder.layer_code(deposits)
+        u, log_det = decoder.deposit_flow.inverse(code, cond)
+        assert torch.allclose(decoder.deposit_flow(u, cond), code, atol=1e-5)
+        expected = decoder.prior.log_prob(z, cond) - 0.5 * (u.square().sum(dim=1) + 10 * np.log(2 * np.pi)) + log_det
+        assert torch.allclose(log_prior, expected, atol=1e-4)
+        # sampling draws z and the deposits from their own flows, on their own parts of the noise
+        assert torch.allclose(decoder.latent(noise, energy)[:, 8:], decoder.deposit_flow(noise[:, 8:], cond), atol=1e-6)
         with pytest.raises(ValueError, match=r"deposits: shape \(5, 10\) required, got None"):
             decoder(z, energy, encoded=True)
         with pytest.raises(ValueError, match=r"z: shape \(5, 18\) but \(B, 8\) is required"):

@@ -67,15 +67,16 @@ class VaeDecoder(EnergyGenerator):
     Gaussian ``noise`` to the latent ``z = g(noise; E)`` and decodes it; ``forward(z, E, encoded=True)`` decodes a
     given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``.
 
-    With ``layer_deposits`` (CaloFlow's and CaloINN's split of a shower into its layer energies and their shapes)
-    the flow's space is the latent ``z`` joined with the code of the shower's summed deposit in each of its
-    ``Z`` layers (:meth:`layer_code`: the log of the total and the logits of the layers' shares), ``d_l`` the
-    layer's sum of (transformed) cells: the prior is the joint
-    ``p(z, v | E)``. The noise then has ``latent_dim + Z`` numbers (``self.latent_dim``, what every caller
-    draws); a generated shower is decoded from ``z`` and each of its layers rescaled to the drawn deposit. The
-    layer energies -- response, resolution, longitudinal profile -- are then the flow's, fitted by maximum
-    likelihood to the data's, rather than the decoder's, whose Gaussian likelihood blurs them; the flow keeps their
-    correlation with the shape through ``z``."""
+    With ``layer_deposits`` (CaloFlow's split of a shower into its layer energies and their shapes, Krause and
+    Shih, arXiv:2106.05285) a second flow, ``deposit_flow``, draws the shower's summed deposit in each of its ``Z``
+    layers, ``p(v | E)``, with ``v`` = :meth:`layer_code` of the deposits ``d_l`` (each layer's sum of transformed
+    cells): the log of the total and the logits of the layers' shares. The noise then has ``latent_dim + Z``
+    numbers (``self.latent_dim``, what every caller draws: the latent's, then the deposits'); a generated shower is
+    decoded from ``z`` and each of its layers rescaled to the drawn deposit, so that the layer energies --
+    response, resolution, longitudinal profile -- are the deposit flow's, fitted by maximum likelihood to the
+    data's, rather than the decoder's, whose Gaussian likelihood blurs them. The two flows are independent: one
+    flow over the joint ``(z, v)`` (tried first) learned the density but drew deposits far from the data's
+    (docs/models/choosing.md); the deposits alone are learned in minutes."""
 
     #: the dequantisation width of the layer deposits (transformed units, ~45 keV at scale 50, power 0.85, below
     #: a MIP's ~150 keV in the CLIC ECAL's silicon): a layer sum ``d`` enters the flow as ``ln(d + LAYER_FLOOR * u)``,
@@ -89,7 +90,9 @@ class VaeDecoder(EnergyGenerator):
         self.z_dim = latent_dim
         self.n_layers = self.cell_shape[2] if layer_deposits else 0
         self.latent_dim = latent_dim + self.n_layers  # the noise every caller draws
-        self.prior = ConditionalFlow(self.latent_dim, 1, prior_layers, prior_hidden) if prior_layers else None
+        self.prior = ConditionalFlow(latent_dim, 1, prior_layers, prior_hidden) if prior_layers else None
+        self.deposit_flow = (ConditionalFlow(self.n_layers, 1, prior_layers, prior_hidden, permutation_seed=1)
+                             if self.n_layers else None)
 
     @staticmethod
     def flow_condition(energy_GeV: torch.Tensor) -> torch.Tensor:
@@ -102,8 +105,12 @@ class VaeDecoder(EnergyGenerator):
         if self.prior is None:
             return noise
         energy = _as_column(energy_GeV, noise.shape[0], noise, "energy_GeV")
-        with torch.autocast(noise.device.type, enabled=False):  # the flow's exp and Jacobian in fp32
-            return self.prior(noise.float(), self.flow_condition(energy.float())).to(noise.dtype)
+        with torch.autocast(noise.device.type, enabled=False):  # the flows' exp and Jacobian in fp32
+            cond = self.flow_condition(energy.float())
+            z = self.prior(noise[:, : self.z_dim].float(), cond)
+            if self.deposit_flow is not None:
+                z = torch.cat([z, self.deposit_flow(noise[:, self.z_dim :].float(), cond)], dim=1)
+            return z.to(noise.dtype)
 
     @staticmethod
     def layer_code(deposits: torch.Tensor) -> torch.Tensor:
@@ -129,19 +136,21 @@ class VaeDecoder(EnergyGenerator):
 
     def prior_log_prob(self, z: torch.Tensor, energy_GeV: torch.Tensor,
                        deposits: torch.Tensor | None = None) -> torch.Tensor:
-        """``ln p(z | E)`` per row (nats), fp32; with layer deposits, ``ln p(z, v | E)`` at ``v`` =
+        """``ln p(z | E)`` per row (nats), fp32; with layer deposits, ``ln p(z | E) + ln p(v | E)`` at ``v`` =
         :meth:`layer_code` of ``deposits`` ``(B, Z)`` (dequantised by the caller), a density in ``(z, v)``."""
         z = z.float()
-        if self.n_layers:
-            if deposits is None or tuple(deposits.shape) != (z.shape[0], self.n_layers):
-                got = None if deposits is None else tuple(deposits.shape)
-                raise ValueError(f"deposits: shape ({z.shape[0]}, {self.n_layers}) required, got {got}")
-            z = torch.cat([z, self.layer_code(deposits.float())], dim=1)
+        if self.n_layers and (deposits is None or tuple(deposits.shape) != (z.shape[0], self.n_layers)):
+            got = None if deposits is None else tuple(deposits.shape)
+            raise ValueError(f"deposits: shape ({z.shape[0]}, {self.n_layers}) required, got {got}")
         if self.prior is None:
             return -0.5 * (z.square().sum(dim=1) + z.shape[1] * math.log(2.0 * math.pi))
         energy = _as_column(energy_GeV, z.shape[0], z, "energy_GeV")
         with torch.autocast(z.device.type, enabled=False):
-            return self.prior.log_prob(z, self.flow_condition(energy))
+            cond = self.flow_condition(energy)
+            log_p = self.prior.log_prob(z, cond)
+            if self.deposit_flow is not None:
+                log_p = log_p + self.deposit_flow.log_prob(self.layer_code(deposits.float()), cond)
+            return log_p
 
     def _scaled(self, z: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any,
                 particle: torch.Tensor | None) -> torch.Tensor:
@@ -222,6 +231,8 @@ def build_3dvae(
         raise ConfigError(f"model '3dvae': layer_deposits must be true or false, got {layer_deposits!r}")
     if layer_deposits:  # only then in the config, so that the first shipped bundles' configs stay as they were
         cfg["layer_deposits"] = True
+    if layer_deposits and not prior_layers:
+        raise ConfigError("model '3dvae': layer_deposits needs a flow (prior_layers >= 1)")
     if cfg["latent_dim"] < 2 and prior_layers:
         raise ConfigError("model '3dvae': a flow prior needs latent_dim >= 2 (or prior_layers: 0)")
     decoder = VaeDecoder(shape, cfg["latent_dim"], cfg["leaky_slope"], cfg.get("depth_margin", 0), prior_layers,

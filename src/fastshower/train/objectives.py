@@ -84,8 +84,8 @@ class VaeObjective:
     [+ loss.cells * cell spectrum]`` per shower (cells in the transformed space). The KL term is analytic against
     N(0, 1); against a flow prior it is ``-H(q) - ln p(z | E)`` at the drawn ``z`` (the entropy of the Gaussian
     posterior is analytic), which also fits the flow to the aggregate posterior by maximum likelihood. Where the
-    prior also draws the layer deposits ``v`` it is ``-H(q) - ln p(z, v | E)``: the bound of the joint model whose
-    ``v`` is observed, so the term adds the layer deposits' negative log-likelihood (weighted by ``loss.kl`` too). Logs
+    model also draws the layer deposits ``v`` (their own flow) the term adds ``-ln p(v | E)``: the bound of the model
+    whose ``v`` is observed, so the deposit flow is fitted by maximum likelihood (weighted by ``loss.kl`` too). Logs
     ``loss``, ``recon``, ``kl``, ``ecal`` [and ``cells``] (means over the batch)."""
 
     def step(self, t: Trainer, real: torch.Tensor, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
