@@ -78,6 +78,14 @@ def test_the_flow_prior_inverts_exactly_and_its_density_has_the_jacobian():
     assert torch.allclose(flow.log_prob(z, cond), normal + log_det, atol=1e-10)
 
 
+@pytest.mark.parametrize("dim, n_layers, seed", [(25, 6, 1), (200, 6, 0), (7, 4, 3)])
+def test_every_coordinate_of_the_flow_is_transformed_in_every_pair_of_couplings(dim, n_layers, seed):
+    flow = ConditionalFlow(dim, 1, n_layers=n_layers, hidden=8, permutation_seed=seed)
+    for first, second in zip(flow.layers[0::2], flow.layers[1::2], strict=True):
+        transformed = set(first.permutation[first.n_a :].tolist()) | set(second.permutation[second.n_a :].tolist())
+        assert transformed == set(range(dim))
+
+
 def test_an_untrained_flow_prior_is_the_standard_normal():
     decoder = build_model("3dvae", (8, 8, 8), latent_dim=8, encoder_width=4).generator
     noise, energy = torch.randn(4, 8), torch.tensor([10.0, 30.0, 60.0, 90.0])
