@@ -18,23 +18,23 @@ import argparse
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import torch
 
+from fastshower.data.dataset import ShowerDataset, ShowerTransform
 from fastshower.models.bundle import load_bundle, save_bundle
 from fastshower.models.registry import build_model
 
 
-def layer_deposits(path: Path, power: float, scale: float, chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each shower's summed transformed deposit per layer ``(N, Z)`` and its energy (GeV) ``(N,)``."""
-    out = []
-    with h5py.File(path, "r") as f:
-        energy = torch.tensor(f["energy"][:], dtype=torch.float32)
-        for start in range(0, len(energy), chunk):
-            cells = f["ECAL"][start : start + chunk].astype(np.float64)
-            out.append((scale * np.power(cells, power)).sum(axis=(1, 2)))
-    return torch.tensor(np.concatenate(out), dtype=torch.float32), energy
+def layer_deposits(path: Path, transform: ShowerTransform, chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each shower's summed transformed deposit per layer ``(N, Z)`` and its energy (GeV) ``(N,)``, read through
+    the data layer as ``fastshower train`` reads it."""
+    dataset = ShowerDataset.from_file(path, transform)
+    sums, energy = [], []
+    for start in range(0, len(dataset), chunk):
+        batch = dataset.batch(range(start, min(start + chunk, len(dataset))))
+        sums.append(batch["showers"].float().sum(dim=(1, 2, 3)))
+        energy.append(batch["energy_GeV"].float())
+    return torch.cat(sums), torch.cat(energy)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import fastshower
 
-    bundle = fastshower.load(args.model).bundle if not Path(args.model).exists() else load_bundle(args.model)
+    bundle = fastshower.load(args.model).bundle
     if bundle.model_name != "3dvae":
         print(f"{args.model}: model '{bundle.model_name}', a 3dvae bundle is required", file=sys.stderr)
         return 2
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     missing, unexpected = decoder.load_state_dict(bundle.generator.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("deposit_flow.") for k in missing), (missing, unexpected)
 
-    deposits, energy = layer_deposits(args.data, bundle.transform_power, bundle.transform_scale)
+    deposits, energy = layer_deposits(args.data, ShowerTransform(bundle.transform_power, bundle.transform_scale))
     g = torch.Generator().manual_seed(args.seed)
     code = decoder.layer_code(deposits + decoder.LAYER_FLOOR * torch.rand(deposits.shape, generator=g))
     cond = decoder.flow_condition(energy.reshape(-1, 1))

@@ -213,8 +213,8 @@ def build_3dvae(
     **unknown: Any,
 ) -> GanPair:
     """The conditional VAE (energy only): decoder = :class:`VaeDecoder` (the 3DGAN generator behind a flow prior of
-    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1); ``layer_deposits``: the prior also
-    draws each layer's deposit), encoder = :class:`Encoder3D`."""
+    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1); ``layer_deposits``: a second flow of
+    the same size draws each layer's deposit), encoder = :class:`Encoder3D`."""
     _reject_unknown("3dvae", unknown, ["latent_dim", "leaky_slope", "encoder_width", "depth_margin", "prior_layers",
                                        "prior_hidden", "layer_deposits"])
     shape = _check_shape("3dvae", cell_shape)
@@ -230,9 +230,9 @@ def build_3dvae(
     if not isinstance(layer_deposits, bool):
         raise ConfigError(f"model '3dvae': layer_deposits must be true or false, got {layer_deposits!r}")
     if layer_deposits:  # only then in the config, so that the first shipped bundles' configs stay as they were
+        if not prior_layers:
+            raise ConfigError("model '3dvae': layer_deposits needs a flow (prior_layers >= 1)")
         cfg["layer_deposits"] = True
-    if layer_deposits and not prior_layers:
-        raise ConfigError("model '3dvae': layer_deposits needs a flow (prior_layers >= 1)")
     if cfg["latent_dim"] < 2 and prior_layers:
         raise ConfigError("model '3dvae': a flow prior needs latent_dim >= 2 (or prior_layers: 0)")
     decoder = VaeDecoder(shape, cfg["latent_dim"], cfg["leaky_slope"], cfg.get("depth_margin", 0), prior_layers,

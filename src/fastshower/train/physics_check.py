@@ -139,8 +139,8 @@ def compare(real: ShowerSummary, fake: ShowerSummary, n_bins: int = 4) -> dict[s
         row["resolution"] = (_rel_std(fake.sampling_fraction[sel], real.sampling_fraction[sel]),
                              _std_floor(fake.sampling_fraction[sel], real.sampling_fraction[sel]))
         for a, name in enumerate(AXES):
-            for what, values in (("centroid", (fake.centroid, real.centroid)), ("width", (fake.width, real.width))):
-                f, r = values[0][sel, a], values[1][sel, a]
+            for what in ("centroid", "width"):
+                f, r = getattr(fake, what)[sel, a], getattr(real, what)[sel, a]
                 row[f"spread_{what}_{name}"] = (_rel_std(f, r), _std_floor(f, r))
         pulls = [term / max(floor, 1e-12) for term, floor in row.values()]
         bin_scores.append(float(np.sqrt(np.mean(np.square(pulls)))))  # sqrt(chi^2 / terms): one bad term shows
