@@ -36,6 +36,7 @@ def _generator(model: str) -> tuple[torch.nn.Module, int]:
             spec = payload["model"]
             pair = build_model(spec["name"], tuple(spec["cell_shape"]), **spec["options"])
             pair.generator.load_state_dict(payload["generator"])
+            pair.generator.use_transform(payload["transform"]["power"], payload["transform"]["scale"])
             return pair.generator.eval(), pair.latent_dim
     import fastshower
 

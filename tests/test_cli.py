@@ -251,7 +251,7 @@ def test_demo_command_passes_arguments(monkeypatch, tmp_path):
     monkeypatch.setattr(fastshower.demo, "run_demo", lambda out, n_per_energy, seed, model: seen.update(
         out=out, n=n_per_energy, seed=seed, model=model))
     assert main(["demo", "--out", str(tmp_path / "d"), "--n", "7"]) == 0
-    assert seen == {"out": tmp_path / "d", "n": 7, "seed": 2026, "model": "3dgan-clic-electrons"}
+    assert seen == {"out": tmp_path / "d", "n": 7, "seed": 2026, "model": "3dvae-clic-electrons"}
     assert main(["demo", "--out", str(tmp_path / "d"), "--mc-only"]) == 0
     assert seen["model"] is None
 

@@ -89,6 +89,18 @@ def test_roc_auc() -> None:
     assert roc_auc(labels, np.zeros(4)) == 0.5
 
 
+def test_the_classifiers_calibration_never_reverses_its_scores() -> None:
+    from fastshower.validate.classifier import _platt
+
+    z = np.linspace(-2.0, 2.0, 200)
+    a, b = _platt(z, (z > 0).astype(float))
+    assert a > 1.0  # informative scores: a steep, increasing calibration
+    # scores that anti-correlate with the labels on the validation split get a flat calibration, not a reversed one:
+    # fitted reversed, it turned a test AUC of 0.76 into a reported 0.24
+    a, b = _platt(z, (z < 0).astype(float))
+    assert a == 0.0 and b == pytest.approx(0.0, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def reference() -> ShowerData:
     return toy_showers(1200, seed=10)
@@ -125,6 +137,7 @@ def test_layer_shift_flagged_by_longitudinal_metrics_and_classifier(reference: S
     res_shift = classifier_test(low(reference), low(shifted_data), seed=1)
     assert 0.4 <= res_same["auc"] <= 0.6 and res_same["jsd"] < 0.1
     assert res_shift["auc"] > 0.7 and res_shift["jsd"] > res_same["jsd"]
+    assert res_shift["auc"] == res_shift["auc_uncalibrated"]  # the AUC is the scores' ranking, calibrated or not
     hi = classifier_test(*high_level_inputs(feature_matrix(ref), feature_matrix(same)), seed=1)
     assert 0.4 <= hi["auc"] <= 0.6
 

@@ -31,6 +31,8 @@ COMMANDS: dict[str, Command] = {
     "inspect": ("describe a shower file", simulate.add_inspect, simulate.run_inspect),
     "train": ("train a generative model (3DGAN or 3dvae) on a shower file; one process or many under torchrun",
               train.add_train, train.run_train),
+    "fit-layers": ("fit a 3dvae's layer-energy flows on its training showers, keeping its decoder",
+                   train.add_fit_layers, train.run_fit_layers),
     "demo": ("simulate a small sample at a few energies, print a summary and plot it", demo.add_demo, demo.run_demo),
     "validate": ("compare a candidate shower sample with a reference: HTML report and metrics.json",
                  validate.add_validate, validate.run_validate),

@@ -15,7 +15,7 @@ def add_demo(p: argparse.ArgumentParser) -> None:
                    help="output folder (a folder: mc_demo.h5, mc_demo.png, gen_demo.h5, report/)")
     p.add_argument("--n", type=int, default=100, help="showers per energy (default: %(default)s)")
     p.add_argument("--seed", type=int, default=2026, help="run seed (default: %(default)s)")
-    p.add_argument("--model", default="3dgan-clic-electrons",
+    p.add_argument("--model", default="3dvae-clic-electrons",  # fastshower.demo.DEFAULT_MODEL (not imported: numba)
                    help="fast model to compare with the Monte Carlo: a bundle or shipped name (default: %(default)s)")
     p.add_argument("--mc-only", action="store_true", help="the Monte Carlo part only")
 

@@ -121,6 +121,7 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> G
                               f"({str(err).splitlines()[0][:120]})") from None
     try:
         pair.generator.load_state_dict(weights)
+        pair.generator.use_transform(power, scale)
     except RuntimeError as err:
         raise DataFormatError(f"{path}: generator weights do not fit model '{model_name}' "
                               f"({str(err).splitlines()[0][:120]})") from None

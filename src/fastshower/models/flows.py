@@ -106,3 +106,60 @@ class ConditionalFlow(nn.Module):
         """``ln p(z | c)`` per row: the standard normal density of ``u = g^-1(z)`` times the Jacobian."""
         u, log_det = self.inverse(z, cond)
         return -0.5 * (u.square().sum(dim=1) + self.dim * math.log(2.0 * math.pi)) + log_det
+
+
+class SinhArcsinhFlow(nn.Module):
+    """A one-dimensional conditional flow ``z = g(u; c)``, ``u ~ N(0, 1)``: a stack of sinh-arcsinh transforms, each
+    ``x -> mu + sigma * sinh((asinh(x) + eps) / delta)`` with ``(mu, ln sigma, eps, ln delta)`` given by a small
+    network of ``c``. One such transform of a Gaussian is the sinh-arcsinh distribution (Jones and Pewsey,
+    Biometrika 96 (2009) 761): location, scale, skewness (``eps``) and tail weight (``delta``), which is what a
+    calorimeter's energy response needs -- a Gaussian core with a low tail where the shower leaks. Being monotone
+    and smooth in ``u`` it has no region of the noise that maps far from the data, unlike a coupling flow's
+    coordinate that depends on other coordinates. Both directions are analytic; it starts as the identity.
+    ``forward``, ``inverse`` and ``log_prob`` are those of :class:`ConditionalFlow` for ``dim`` = 1."""
+
+    def __init__(self, cond_dim: int = 1, n_layers: int = 2, hidden: int = 64, clamp: float = 5.0) -> None:
+        super().__init__()
+        self.n_layers, self.clamp, self.dim = n_layers, clamp, 1
+        self.net = nn.Sequential(
+            nn.Linear(cond_dim, hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, 4 * n_layers),
+        )
+        nn.init.zeros_(self.net[-1].weight)  # identity at initialisation
+        nn.init.zeros_(self.net[-1].bias)
+
+    def _transforms(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer ``(mu, ln sigma, eps, ln delta)``, each ``(B, 1)``, the logs soft-clamped to +-clamp."""
+        raw = self.net(cond).reshape(-1, self.n_layers, 4)
+        soft = self.clamp * torch.tanh(raw / self.clamp)
+        return [(raw[:, k, 0:1], soft[:, k, 1:2], raw[:, k, 2:3], soft[:, k, 3:4]) for k in range(self.n_layers)]
+
+    def forward(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Sampling direction: ``z`` ``(B, 1)`` for Gaussian draws ``u`` ``(B, 1)``."""
+        x = u
+        for mu, log_sigma, eps, log_delta in self._transforms(cond):
+            x = mu + torch.exp(log_sigma) * torch.sinh((torch.asinh(x) + eps) * torch.exp(-log_delta))
+        return x
+
+    def inverse(self, z: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Density direction: ``u`` ``(B, 1)`` and ``ln |det du/dz|`` ``(B,)`` for points ``z`` ``(B, 1)``."""
+        log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        x = z
+        for mu, log_sigma, eps, log_delta in reversed(self._transforms(cond)):
+            x = (x - mu) * torch.exp(-log_sigma)
+            inner = torch.exp(log_delta) * torch.asinh(x) - eps
+            log_det = log_det + (log_delta - log_sigma + _log_cosh(inner) - 0.5 * torch.log1p(x.square()))[:, 0]
+            x = torch.sinh(inner)
+        return x, log_det
+
+    def log_prob(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``ln p(z | c)`` per row (nats)."""
+        u, log_det = self.inverse(z, cond)
+        return -0.5 * (u[:, 0].square() + math.log(2.0 * math.pi)) + log_det
+
+
+def _log_cosh(x: torch.Tensor) -> torch.Tensor:
+    """``ln cosh(x)`` without overflow: ``|x| + ln(1 + exp(-2|x|)) - ln 2``."""
+    a = x.abs()
+    return a + torch.log1p(torch.exp(-2.0 * a)) - math.log(2.0)

@@ -183,6 +183,11 @@ class _GeneratorBase(nn.Module):
         output is the trunk's). Every path that runs the trunk itself (the fast inference rewrite) calls these two."""
         return self.dense_input(noise, energy_GeV, theta, particle), None
 
+    def use_transform(self, power: float, scale: float) -> None:
+        """Tells the generator the cell transform ``y = scale * E_cell**power`` (E in GeV) its output is in, for a
+        generator whose output depends on it (the ``3dvae``'s layer energies); the 3DGAN's does not. Called by the
+        trainer and the bundle loader, which know the transform; not part of the saved weights."""
+
     def finish(self, cells: torch.Tensor, state: Any) -> torch.Tensor:
         """The showers from the trunk's output ``cells`` ``(B, 1, X, Y, Z)`` (unchanged here; a subclass may
         post-process, e.g. the ``3dvae``'s per-layer deposits)."""

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models.flows import ConditionalFlow
+from fastshower.models.flows import ConditionalFlow, SinhArcsinhFlow
 from fastshower.models.gan3d import EnergyGenerator, _as_column, _check_shape, _common_options, _reject_unknown
 from fastshower.models.registry import GanPair, register
 
@@ -68,20 +68,32 @@ class VaeDecoder(EnergyGenerator):
     given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``.
 
     With ``layer_deposits`` (CaloFlow's split of a shower into its layer energies and their shapes, Krause and
-    Shih, arXiv:2106.05285) a second flow, ``deposit_flow``, draws the shower's summed deposit in each of its ``Z``
-    layers, ``p(v | E)``, with ``v`` = :meth:`layer_code` of the deposits ``d_l`` (each layer's sum of transformed
-    cells): the log of the total and the logits of the layers' shares. The noise then has ``latent_dim + Z``
+    Shih, arXiv:2106.05285) a second flow, ``deposit_flow``, draws the shower's energy in each of its ``Z``
+    layers, ``p(v | E)``, with ``v`` = :meth:`layer_code` of the layer energies ``d_l`` (GeV, each layer's sum of
+    cell energies): the log of the total and the logits of the layers' shares. The noise then has ``latent_dim + Z``
     numbers (``self.latent_dim``, what every caller draws: the latent's, then the deposits'); a generated shower is
-    decoded from ``z`` and each of its layers rescaled to the drawn deposit, so that the layer energies --
+    decoded from ``z`` and each of its layers rescaled to the drawn energy, so that the layer energies --
     response, resolution, longitudinal profile -- are the deposit flow's, fitted by maximum likelihood to the
     data's, rather than the decoder's, whose Gaussian likelihood blurs them. The two flows are independent: one
     flow over the joint ``(z, v)`` (tried first) learned the density but drew deposits far from the data's
-    (docs/models/choosing.md); the deposits alone are learned in minutes."""
+    (docs/models/choosing.md); the deposits alone are learned in minutes.
 
-    #: the dequantisation width of the layer deposits (transformed units, ~45 keV at scale 50, power 0.85, below
-    #: a MIP's ~150 keV in the CLIC ECAL's silicon): a layer sum ``d`` enters the flow as ``ln(d + LAYER_FLOOR * u)``,
-    #: ``u ~ U(0, 1)``, so that empty layers (5 % of the last one at 10 GeV) are no spike a flow could collapse on
-    LAYER_FLOOR = 1.0e-3
+    The layer energies are in GeV, not in the transformed units the decoder works in (``y = s * E**p``): a layer's
+    sum of transformed cells is not its energy (it depends on how the energy is shared among the cells), and a
+    flow of transformed sums widened the generated resolution by 20-45 % (docs/models/choosing.md). The decoder
+    learns the transform from :meth:`use_transform`.
+
+    The total is drawn first, by a one-dimensional flow of its own, ``total_flow`` (:class:`SinhArcsinhFlow`:
+    location, width, skewness and tail weight as functions of E), and the shares after it by ``deposit_flow``,
+    conditioned on E and on the total's Gaussian noise ``u_0`` (how far the shower is above or below its typical
+    response, in standard deviations): CaloFlow's order. In one 25-dimensional coupling flow the total depended on
+    the 24 shares, and one shower in 5,000 at 100 GeV came out with 17 times the median deposit."""
+
+    #: the dequantisation width of the layer energies (GeV): 10 keV, a fifteenth of a minimum-ionising particle's
+    #: most probable ~150 keV in the CLIC ECAL's 0.5 mm of silicon (PDG, Passage of particles through matter). A
+    #: layer energy ``d`` enters the flow as ``ln(d + LAYER_FLOOR * u)``, ``u ~ U(0, 1)``, so that empty layers (5 %
+    #: of the last one at 10 GeV) are no spike a flow could collapse on
+    LAYER_FLOOR = 1.0e-5
 
     def __init__(self, cell_shape: tuple[int, int, int], latent_dim: int = 200, leaky_slope: float = 0.3,
                  depth_margin: int = 0, prior_layers: int = 6, prior_hidden: int = 256,
@@ -91,8 +103,23 @@ class VaeDecoder(EnergyGenerator):
         self.n_layers = self.cell_shape[2] if layer_deposits else 0
         self.latent_dim = latent_dim + self.n_layers  # the noise every caller draws
         self.prior = ConditionalFlow(latent_dim, 1, prior_layers, prior_hidden) if prior_layers else None
-        self.deposit_flow = (ConditionalFlow(self.n_layers, 1, prior_layers, prior_hidden, permutation_seed=1)
+        self.total_flow = SinhArcsinhFlow(1) if self.n_layers else None
+        self.deposit_flow = (ConditionalFlow(self.n_layers - 1, 2, prior_layers, prior_hidden, permutation_seed=1)
                              if self.n_layers else None)
+        # (power, scale) of the cell transform, set by use_transform: not saved with the weights, whose owner (the
+        # trainer's config, the bundle) holds the transform once
+        self.register_buffer("cell_transform", torch.tensor([1.0, 1.0]), persistent=False)
+
+    def use_transform(self, power: float, scale: float) -> None:
+        """The cell transform ``y = scale * E**power`` of the decoder's cells, so that :meth:`layer_energies_GeV`
+        and :meth:`finish` work in GeV (``layer_deposits`` only; the latent prior does not need it)."""
+        self.cell_transform.copy_(torch.tensor([float(power), float(scale)]))
+
+    def layer_energies_GeV(self, cells: torch.Tensor) -> torch.Tensor:
+        """Each layer's energy (GeV, fp32) ``(B, Z)`` of transformed ``cells`` ``(B, 1, X, Y, Z)``: the inverse
+        transform ``(y / s)**(1 / p)`` of each cell, summed over the layer."""
+        power, scale = self.cell_transform[0], self.cell_transform[1]
+        return (cells.float().clamp_min(0.0) / scale).pow(1.0 / power).sum(dim=(1, 2, 3))
 
     @staticmethod
     def flow_condition(energy_GeV: torch.Tensor) -> torch.Tensor:
@@ -109,12 +136,28 @@ class VaeDecoder(EnergyGenerator):
             cond = self.flow_condition(energy.float())
             z = self.prior(noise[:, : self.z_dim].float(), cond)
             if self.deposit_flow is not None:
-                z = torch.cat([z, self.deposit_flow(noise[:, self.z_dim :].float(), cond)], dim=1)
+                z = torch.cat([z, self.draw_layer_code(noise[:, self.z_dim :].float(), cond)], dim=1)
             return z.to(noise.dtype)
+
+    def draw_layer_code(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The layer code ``v`` ``(B, Z)`` (:meth:`layer_code`) for Gaussian noise ``u`` ``(B, Z)`` and the flows'
+        condition ``cond`` ``(B, 1)``: the log total from ``u_0``, then the shares' logits from the rest given
+        ``(cond, u_0)``."""
+        u_total = u[:, :1]
+        shares = self.deposit_flow(u[:, 1:], torch.cat([cond, u_total], dim=1))
+        return torch.cat([self.total_flow(u_total, cond), shares], dim=1)
+
+    def layer_code_log_prob(self, code: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``ln p(v | E)`` per row (nats) of layer codes ``v`` ``(B, Z)``: the total's density times the shares'
+        given the total's noise ``u_0``. ``u_0`` enters the shares' flow as a fixed condition (detached), so the
+        total's flow is fitted to the totals alone, by maximum likelihood."""
+        u_total, log_det = self.total_flow.inverse(code[:, :1], cond)
+        log_p_total = -0.5 * (u_total[:, 0].square() + math.log(2.0 * math.pi)) + log_det
+        return log_p_total + self.deposit_flow.log_prob(code[:, 1:], torch.cat([cond, u_total.detach()], dim=1))
 
     @staticmethod
     def layer_code(deposits: torch.Tensor) -> torch.Tensor:
-        """The flow's coordinates ``v`` ``(B, Z)`` of (dequantised, positive) layer deposits ``d`` ``(B, Z)``:
+        """The flow's coordinates ``v`` ``(B, Z)`` of (dequantised, positive) layer energies ``d`` ``(B, Z)``:
         ``v_0 = ln(sum_l d_l)`` and, layer by layer, the logit of the share of what is left that the layer takes,
         ``v_(l+1) = logit(d_l / sum_(j>=l) d_j) = ln d_l - ln sum_(j>l) d_j`` (CaloFlow's stick-breaking, Krause and
         Shih, arXiv:2106.05285). The total is one coordinate, so its width -- the calorimeter's resolution -- is
@@ -125,7 +168,7 @@ class VaeDecoder(EnergyGenerator):
         return v.to(deposits.dtype)
 
     def layer_deposits(self, code: torch.Tensor) -> torch.Tensor:
-        """The layer deposits ``(B, Z)`` (transformed units, >= 0) of flow coordinates ``v``: the inverse of
+        """The layer energies ``(B, Z)`` (GeV, >= 0) of flow coordinates ``v``: the inverse of
         :meth:`layer_code` less the dequantisation's mean. The share of layer ``l`` of what is left is
         ``sigmoid(v_(l+1))`` (the last layer takes the rest), in logs so that no product underflows."""
         shares = code[:, 1:]
@@ -137,7 +180,8 @@ class VaeDecoder(EnergyGenerator):
     def prior_log_prob(self, z: torch.Tensor, energy_GeV: torch.Tensor,
                        deposits: torch.Tensor | None = None) -> torch.Tensor:
         """``ln p(z | E)`` per row (nats), fp32; with layer deposits, ``ln p(z | E) + ln p(v | E)`` at ``v`` =
-        :meth:`layer_code` of ``deposits`` ``(B, Z)`` (dequantised by the caller), a density in ``(z, v)``."""
+        :meth:`layer_code` of the layer energies ``deposits`` ``(B, Z)`` (GeV, dequantised by the caller), a density
+        in ``(z, v)``."""
         z = z.float()
         if self.n_layers and (deposits is None or tuple(deposits.shape) != (z.shape[0], self.n_layers)):
             got = None if deposits is None else tuple(deposits.shape)
@@ -149,7 +193,7 @@ class VaeDecoder(EnergyGenerator):
             cond = self.flow_condition(energy)
             log_p = self.prior.log_prob(z, cond)
             if self.deposit_flow is not None:
-                log_p = log_p + self.deposit_flow.log_prob(self.layer_code(deposits.float()), cond)
+                log_p = log_p + self.layer_code_log_prob(self.layer_code(deposits.float()), cond)
             return log_p
 
     def _scaled(self, z: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any,
@@ -161,7 +205,7 @@ class VaeDecoder(EnergyGenerator):
 
     def prepare(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The Dense layer's input ``z * E/100`` and the drawn layer deposits ``(B, Z)`` (None without them)."""
+        """The Dense layer's input ``z * E/100`` and the drawn layer energies ``(B, Z)`` (GeV; None without them)."""
         latent = self.latent(noise, energy_GeV)
         h = self._scaled(latent[:, : self.z_dim], energy_GeV, theta, particle)
         return h, (self.layer_deposits(latent[:, self.z_dim :].float()) if self.n_layers else None)
@@ -172,23 +216,24 @@ class VaeDecoder(EnergyGenerator):
         return self.prepare(noise, energy_GeV, theta, particle)[0]
 
     def finish(self, cells: torch.Tensor, deposits: torch.Tensor | None) -> torch.Tensor:
-        """Each layer of the decoded ``cells`` ``(B, 1, X, Y, Z)`` rescaled to its drawn deposit (in fp32);
-        unchanged without layer deposits. A layer the decoder left empty -- below ``LAYER_FLOOR``, the resolution of
-        the deposits the flow learned -- keeps what it has: scaling a residue of 1e-12 to a real deposit would put
-        the layer's energy in one arbitrary cell (a 10 GeV shower's last layer, 7 % of the time)."""
+        """Each layer of the decoded ``cells`` ``(B, 1, X, Y, Z)`` rescaled to its drawn energy (in fp32): its cell
+        energies multiplied by ``f = drawn / decoded`` (GeV), its transformed cells by ``f**power``; unchanged
+        without layer deposits. A layer the decoder left empty -- below ``LAYER_FLOOR``, the resolution of the
+        energies the flow learned -- keeps what it has: scaling a residue of 1e-12 to a real deposit would put the
+        layer's energy in one arbitrary cell (a 10 GeV shower's last layer, 7 % of the time)."""
         if deposits is None:
             return cells
-        decoded = cells.float().sum(dim=(1, 2, 3))
+        decoded = self.layer_energies_GeV(cells)
         factor = torch.where(decoded > self.LAYER_FLOOR, deposits / decoded.clamp_min(self.LAYER_FLOOR),
                              torch.ones_like(decoded))
-        return (cells.float() * factor[:, None, None, None, :]).to(cells.dtype)
+        return (cells.float() * factor.pow(self.cell_transform[0])[:, None, None, None, :]).to(cells.dtype)
 
     def forward(self, noise: torch.Tensor, energy_GeV: float | torch.Tensor, theta: Any = None,
                 particle: torch.Tensor | None = None, encoded: bool = False,
                 deposits: torch.Tensor | None = None) -> Any:
         """Showers ``(B, 1, X, Y, Z)`` for Gaussian ``noise`` ``(B, latent_dim)``; with ``encoded=True`` (the training
         path) ``noise`` holds latent points ``z`` ``(B, z_dim)`` from the encoder (and ``deposits`` the showers'
-        dequantised layer deposits where the prior has them), and the result is ``(pre-activations, ln p(z [, v] |
+        dequantised layer energies, GeV, where the prior has them), and the result is ``(pre-activations, ln p(z [, v] |
         E))``: the cells before the final ReLU (the showers are their positive part, not rescaled), so that the
         likelihood sees a gradient in cells the decoder has switched off; one call through both networks, so that
         DDP sees every parameter used."""

@@ -116,12 +116,12 @@ class VaeObjective:
 
 
 def dequantised_layer_deposits(t: Trainer, real: torch.Tensor) -> torch.Tensor | None:
-    """The showers' summed (transformed) deposit per layer ``(B, Z)`` plus ``LAYER_FLOOR * U(0, 1)``, for a
-    decoder whose prior draws the layer deposits (None otherwise); the uniform draw comes from the trainer's
-    seeded noise generator, so resume stays exact."""
+    """The showers' energy per layer (GeV) ``(B, Z)`` plus ``LAYER_FLOOR * U(0, 1)``, for a decoder whose prior
+    draws the layer energies (None otherwise); the uniform draw comes from the trainer's seeded noise generator, so
+    resume stays exact."""
     if not getattr(t.gen, "n_layers", 0):
         return None
-    deposits = real.float().sum(dim=(1, 2, 3))
+    deposits = t.gen.layer_energies_GeV(real)
     jitter = torch.rand(deposits.shape, generator=t.noise_gen).to(t.device)
     return deposits + t.gen.LAYER_FLOOR * jitter
 

@@ -189,6 +189,7 @@ class Trainer:
                               f"{list(ckpt['model']['particles'])}")
         torch.manual_seed(run.seed)  # identical initial weights on every rank
         pair = build_model(m.name, self.dataset.cell_shape, **options)
+        pair.generator.use_transform(self.transform.power, self.transform.scale)
         self.pair, self.options = pair, dict(pair.config)
         self.objective = objective_for(pair.objective)
         self.n_particles: int | None = getattr(pair.generator, "n_particles", None)
