@@ -68,13 +68,14 @@ class VaeDecoder(EnergyGenerator):
     given ``z`` (the training path, from the encoder); :meth:`prior_log_prob` is ``ln p(z | E)``.
 
     With ``layer_deposits`` (CaloFlow's split of a shower into its layer energies and their shapes, Krause and
-    Shih, arXiv:2106.05285) a second flow, ``deposit_flow``, draws the shower's energy in each of its ``Z``
-    layers, ``p(v | E)``, with ``v`` = :meth:`layer_code` of the layer energies ``d_l`` (GeV, each layer's sum of
-    cell energies): the log of the total and the logits of the layers' shares. The noise then has ``latent_dim + Z``
-    numbers (``self.latent_dim``, what every caller draws: the latent's, then the deposits'); a generated shower is
-    decoded from ``z`` and each of its layers rescaled to the drawn energy, so that the layer energies --
-    response, resolution, longitudinal profile -- are the deposit flow's, fitted by maximum likelihood to the
-    data's, rather than the decoder's, whose Gaussian likelihood blurs them. The two flows are independent: one
+    Shih, arXiv:2106.05285) two more flows, ``total_flow`` and ``deposit_flow``, draw the shower's energy in each of
+    its ``Z`` layers, ``p(v | E)``, with ``v`` = :meth:`layer_code` of the layer energies ``d_l`` (GeV, each
+    layer's sum of cell energies): the log of the total and the logits of the layers' shares. The noise then has
+    ``latent_dim + Z`` numbers (``self.latent_dim``, what every caller draws: the latent's, then the deposits'); a
+    generated shower is decoded from ``z`` and each of its layers rescaled to the drawn energy, so that the layer
+    energies -- response, resolution, longitudinal profile -- are the layer flows', fitted by maximum likelihood to
+    the data's, rather than the decoder's, whose Gaussian likelihood blurs them. They are independent of the
+    latent prior: one
     flow over the joint ``(z, v)`` (tried first) learned the density but drew deposits far from the data's
     (docs/models/choosing.md); the deposits alone are learned in minutes.
 

@@ -1,7 +1,8 @@
 """Training of the generative models (3DGAN) on one process or many (torchrun).
 
 Layers: ``config`` (dataclasses), ``losses`` (pure functions), ``checkpoint`` (one dict, atomic),
-``distributed`` (process group, DDP wrapping), ``physics_check`` (epoch selection) and ``trainer`` (the loop).
+``distributed`` (process group, DDP wrapping), ``physics_check`` (epoch selection), ``trainer`` (the loop) and
+``layer_energies`` (the 3dvae's layer-energy flows fitted on a trained decoder).
 Uses ``fastshower.data`` and ``fastshower.models``; nothing below imports this package.
 """
 
