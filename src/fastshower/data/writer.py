@@ -148,13 +148,17 @@ class ShowerWriter:
         # one shower per chunk: a batch write touches only its own chunks, and readers of a slice
         # decompress only what they need
         f.create_dataset("ECAL", shape=(n, *shape), dtype=np.float32, chunks=(1, *shape), **_COMPRESSION)
+        # the per-shower numbers uncompressed: a batch writes part of one of their chunks, which HDF5 must read
+        # back to update where a filter is on, and a kill -9 in the middle of a compressed chunk's write left it
+        # unreadable ("filter returned failure during read" on resume). An uncompressed chunk is updated in place;
+        # the ECAL's chunks are one shower each, always written whole, so they never need reading back.
         chunk_1d = (min(n, 16384),)
         for name, dtype in _PER_SHOWER:
-            f.create_dataset(name, shape=(n,), dtype=dtype, chunks=chunk_1d, **_COMPRESSION)
+            f.create_dataset(name, shape=(n,), dtype=dtype, chunks=chunk_1d)
         if self.ledger_keys:
             grp = f.create_group("ledger")
             for key in self.ledger_keys:
-                grp.create_dataset(key, shape=(n,), dtype=np.float64, chunks=chunk_1d, **_COMPRESSION)
+                grp.create_dataset(key, shape=(n,), dtype=np.float64, chunks=chunk_1d)
         for name, values in self._tables.items():
             f.create_dataset(name, data=values, **(_COMPRESSION if values.size else {}))
         f.create_dataset(DONE_KEY, shape=(n,), dtype=bool, chunks=chunk_1d, fillvalue=False)
