@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fastshower.data.dataset import ShowerDataset, ShowerTransform
+from fastshower.train.layer_energies import layer_energies
 
 QUANTILES = (1, 16, 84, 99)
 
@@ -44,11 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(g, "n_layers", 0):
         print(f"{args.model}: a 3dvae bundle with layer_deposits is required", file=sys.stderr)
         return 2
-    transform = ShowerTransform(bundle.transform_power, bundle.transform_scale)
-    data = ShowerDataset.from_file(args.reference, transform)
-    batch = data.batch(range(len(data)))
-    mc_total = g.layer_energies_GeV(batch["showers"]).sum(dim=1).double().numpy()
-    energy = batch["energy_GeV"].double().numpy()
+    data = ShowerDataset.from_file(args.reference, ShowerTransform(bundle.transform_power, bundle.transform_scale))
+    mc_layers, mc_energy = layer_energies(data, g)
+    mc_total, energy = mc_layers.sum(dim=1).double().numpy(), mc_energy.double().numpy()
     print(f"quantiles {QUANTILES} % over the median")
     for e in np.unique(np.round(energy, 1)):
         real = mc_total[np.abs(energy - e) < 0.05 * e]

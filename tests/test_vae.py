@@ -12,7 +12,7 @@ import torch
 
 from conftest import synthetic_showers
 from fastshower.data import write_showers
-from fastshower.data.dataset import ShowerTransform
+from fastshower.data.dataset import ShowerDataset, ShowerTransform
 from fastshower.errors import ConfigError
 from fastshower.models import build_model
 from fastshower.models.flows import ConditionalFlow, SinhArcsinhFlow
@@ -328,7 +328,8 @@ def test_fit_layers_fits_the_layer_energies_of_a_trained_vae_and_keeps_its_decod
     assert all(torch.equal(weights[k], v) for k, v in after.generator.state_dict().items() if k in weights)
     # the layer energies drawn are the data's: their sum within 10 % (40 showers)
     decoder = after.generator
-    real, energy = layer_energies(tiny_file, decoder, ShowerTransform(after.transform_power, after.transform_scale))
+    transform = ShowerTransform(after.transform_power, after.transform_scale)
+    real, energy = layer_energies(ShowerDataset.from_file(tiny_file, transform), decoder)
     noise = torch.randn(len(energy), decoder.latent_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         drawn = decoder.layer_deposits(decoder.latent(noise, energy)[:, decoder.z_dim :])

@@ -105,7 +105,7 @@ class ConditionalFlow(nn.Module):
     def log_prob(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``ln p(z | c)`` per row: the standard normal density of ``u = g^-1(z)`` times the Jacobian."""
         u, log_det = self.inverse(z, cond)
-        return -0.5 * (u.square().sum(dim=1) + self.dim * math.log(2.0 * math.pi)) + log_det
+        return standard_normal_log_prob(u) + log_det
 
 
 class SinhArcsinhFlow(nn.Module):
@@ -156,7 +156,12 @@ class SinhArcsinhFlow(nn.Module):
     def log_prob(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``ln p(z | c)`` per row (nats)."""
         u, log_det = self.inverse(z, cond)
-        return -0.5 * (u[:, 0].square() + math.log(2.0 * math.pi)) + log_det
+        return standard_normal_log_prob(u) + log_det
+
+
+def standard_normal_log_prob(u: torch.Tensor) -> torch.Tensor:
+    """``ln N(u; 0, 1)`` per row (nats) of points ``u`` ``(B, dim)``: the flows' base density."""
+    return -0.5 * (u.square().sum(dim=1) + u.shape[1] * math.log(2.0 * math.pi))
 
 
 def _log_cosh(x: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from fastshower.errors import ConfigError
-from fastshower.models.flows import ConditionalFlow, SinhArcsinhFlow
+from fastshower.models.flows import ConditionalFlow, SinhArcsinhFlow, standard_normal_log_prob
 from fastshower.models.gan3d import EnergyGenerator, _as_column, _check_shape, _common_options, _reject_unknown
 from fastshower.models.registry import GanPair, register
 
@@ -153,7 +153,7 @@ class VaeDecoder(EnergyGenerator):
         given the total's noise ``u_0``. ``u_0`` enters the shares' flow as a fixed condition (detached), so the
         total's flow is fitted to the totals alone, by maximum likelihood."""
         u_total, log_det = self.total_flow.inverse(code[:, :1], cond)
-        log_p_total = -0.5 * (u_total[:, 0].square() + math.log(2.0 * math.pi)) + log_det
+        log_p_total = standard_normal_log_prob(u_total) + log_det
         return log_p_total + self.deposit_flow.log_prob(code[:, 1:], torch.cat([cond, u_total.detach()], dim=1))
 
     @staticmethod
@@ -188,7 +188,7 @@ class VaeDecoder(EnergyGenerator):
             got = None if deposits is None else tuple(deposits.shape)
             raise ValueError(f"deposits: shape ({z.shape[0]}, {self.n_layers}) required, got {got}")
         if self.prior is None:
-            return -0.5 * (z.square().sum(dim=1) + z.shape[1] * math.log(2.0 * math.pi))
+            return standard_normal_log_prob(z)
         energy = _as_column(energy_GeV, z.shape[0], z, "energy_GeV")
         with torch.autocast(z.device.type, enabled=False):
             cond = self.flow_condition(energy)
@@ -259,8 +259,9 @@ def build_3dvae(
     **unknown: Any,
 ) -> GanPair:
     """The conditional VAE (energy only): decoder = :class:`VaeDecoder` (the 3DGAN generator behind a flow prior of
-    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1); ``layer_deposits``: a second flow of
-    the same size draws each layer's deposit), encoder = :class:`Encoder3D`."""
+    ``prior_layers`` couplings of width ``prior_hidden``; 0 layers: N(0, 1); ``layer_deposits``: a one-dimensional
+    flow draws the total energy and a coupling flow of the same size the layers' shares), encoder =
+    :class:`Encoder3D`."""
     _reject_unknown("3dvae", unknown, ["latent_dim", "leaky_slope", "encoder_width", "depth_margin", "prior_layers",
                                        "prior_hidden", "layer_deposits"])
     shape = _check_shape("3dvae", cell_shape)

@@ -26,11 +26,10 @@ from fastshower.models.bundle import GeneratorBundle
 from fastshower.models.registry import build_model
 
 
-def layer_energies(path: Path, decoder: torch.nn.Module, transform: ShowerTransform,
+def layer_energies(dataset: ShowerDataset, decoder: torch.nn.Module,
                    chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """Each shower's energy per layer (GeV) ``(N, Z)`` as the decoder's flows see it, and its primary energy
     (GeV) ``(N,)``, read through the data layer as ``fastshower train`` reads it."""
-    dataset = ShowerDataset.from_file(path, transform)
     sums, energy = [], []
     for start in range(0, len(dataset), chunk):
         batch = dataset.batch(range(start, min(start + chunk, len(dataset))))
@@ -67,16 +66,16 @@ def fit_layer_energies(bundle: GeneratorBundle, data: Path, steps: int = 20000, 
              if not k.startswith(("total_flow.", "deposit_flow."))}  # refitted from their initialisation
     decoder.load_state_dict(state, strict=False)
     decoder.use_transform(bundle.transform_power, bundle.transform_scale)
-    transform = ShowerTransform(bundle.transform_power, bundle.transform_scale)
-    cells = ShowerDataset.from_file(data, transform).cell_shape
-    if tuple(cells) != tuple(bundle.cell_shape):
-        raise DataFormatError(f"{data}: cell shape {tuple(cells)} but the model's is {tuple(bundle.cell_shape)}")
+    dataset = ShowerDataset.from_file(data, ShowerTransform(bundle.transform_power, bundle.transform_scale))
+    if tuple(dataset.cell_shape) != tuple(bundle.cell_shape):
+        raise DataFormatError(f"{data}: cell shape {tuple(dataset.cell_shape)} but the model's is "
+                              f"{tuple(bundle.cell_shape)}")
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same result on any machine: no thread-count-dependent reductions
     try:
         with torch.no_grad():
-            deposits, energy = layer_energies(data, decoder, transform)
+            deposits, energy = layer_energies(dataset, decoder)
         g = torch.Generator().manual_seed(seed)
         code = decoder.layer_code(deposits + decoder.LAYER_FLOOR * torch.rand(deposits.shape, generator=g))
         cond = decoder.flow_condition(energy.reshape(-1, 1))

@@ -104,9 +104,10 @@ def classifier_test(
     a, b = _platt(z_val, y[idx["val"]].astype(np.float64))
     y_test = y[idx["test"]].astype(np.float64)
     bce = float(np.mean(np.logaddexp(0.0, -(2.0 * y_test - 1.0) * (a * z_test + b))))
+    auc = roc_auc(y_test, z_test)  # an increasing calibration (a >= 0) leaves the ranking, so the AUC, as it is
     return {
-        "auc": roc_auc(y_test, z_test),
-        "auc_uncalibrated": roc_auc(y_test, z_test),
+        "auc": auc,
+        "auc_uncalibrated": auc,
         "jsd": (math.log(2.0) - bce) / math.log(2.0),
         "bce": bce,
         "n_train": int(n_tr),
